@@ -1,0 +1,1 @@
+//! callgate's voice node (issue 4 builds it out).

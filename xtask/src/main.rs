@@ -1,5 +1,68 @@
-//! `cargo xtask`: the project's automation (filled in by the foundation issue).
+//! `cargo xtask`: callgate's project automation (the `xtask` pattern: plain Rust instead of shell
+//! scripts, run through the `xtask` alias in `.cargo/config.toml`).
+//!
+//! - `cargo xtask test` — everything CI runs (`.ci/run` calls exactly this): prerequisites, fmt,
+//!   clippy, the wasm32 build of `shared`, and the workspace tests against a private Postgres.
+//! - `cargo xtask demo [--once]` — the end-to-end simulated calls (not built yet: says so and fails).
+//! - `cargo xtask db [--ephemeral] [--data-dir DIR]` — a local Postgres for development, up until
+//!   Ctrl-C.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("xtask: no commands yet")
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod db;
+mod demo;
+mod interrupt;
+mod prerequisites;
+mod run;
+mod test;
+
+// Shared with the voice node, which uses it when `DATABASE_URL` is unset. Included by path so
+// xtask starts a database without compiling the node's tokio/sqlx stack. Not every item is used here.
+#[allow(dead_code)]
+#[path = "../../voice-node/src/local_postgres.rs"]
+mod local_postgres;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "callgate's project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything CI runs; prints `xtask: N passed, M failed` (N, M = steps) last.
+    Test(test::TestArgs),
+    /// Place one simulated call per mode through edge → node (not built yet).
+    Demo(demo::DemoArgs),
+    /// Start a local Postgres, print its URL, keep it up until Ctrl-C.
+    Db(db::DbArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    interrupt::install();
+    let result = match cli.command {
+        Command::Test(args) => test::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Db(args) => db::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root (xtask always lives in `<root>/xtask`).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the repository")
+        .to_owned()
 }

@@ -8,6 +8,7 @@
 //! - [`local_postgres`]: a private Postgres cluster from the machine's `initdb`/`pg_ctl`, used when
 //!   `DATABASE_URL` is unset and by `cargo xtask test`.
 //! - [`db`]: the embedded migrations (`migrations/`) and the connection pool.
+//! - [`speech`]: espeak-ng + sox → 8 kHz mu-law, the light offline voice.
 //! - [`telemetry`]: logging setup.
 
 pub mod admin;
@@ -15,4 +16,5 @@ pub mod db;
 pub mod local_postgres;
 pub mod server;
 pub mod simulate;
+pub mod speech;
 pub mod telemetry;

@@ -34,7 +34,10 @@ enum Command {
 fn main() -> ExitCode {
     voice_node::telemetry::init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("voice-node: cannot start the async runtime: {e}");

@@ -54,6 +54,28 @@ impl Context {
         Ok(found)
     }
 
+    /// Programs from Debian packages the tests run as subprocesses: espeak-ng and sox (the light
+    /// offline voice: greetings and the simulator's caller speech). Installed with apt if missing.
+    pub fn ensure_speech_tools(&mut self) -> anyhow::Result<()> {
+        let missing: Vec<&str> = [("espeak-ng", "espeak-ng"), ("sox", "sox")]
+            .into_iter()
+            .filter(|(program, _)| !has_program(program))
+            .map(|(_, package)| package)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        println!("missing {}; installing with apt", missing.join(", "));
+        self.apt_install(&missing)?;
+        if let Some((program, _)) = [("espeak-ng", ()), ("sox", ())]
+            .into_iter()
+            .find(|(program, _)| !has_program(program))
+        {
+            anyhow::bail!("still no `{program}` after apt-get install");
+        }
+        Ok(())
+    }
+
     /// The toolchain that builds for wasm32: rustup's target if installed or installable within
     /// two minutes, else Debian's rustc-web route. `XTASK_WASM_TOOLCHAIN=debian` forces the latter
     /// (to exercise the fallback).
@@ -118,6 +140,9 @@ pub fn step(ctx: &mut Context) -> anyhow::Result<()> {
         pg.initdb.parent().unwrap_or(&pg.initdb).display(),
         version.trim()
     );
+
+    ctx.ensure_speech_tools()?;
+    println!("speech: espeak-ng and sox");
 
     match ctx.wasm_toolchain()? {
         WasmToolchain::Rustup => println!("wasm32: rustup target {WASM_TARGET}"),

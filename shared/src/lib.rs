@@ -20,6 +20,7 @@
 pub mod access_token;
 pub mod domain;
 pub mod form;
+pub mod forwarded;
 pub mod media_stream;
 pub mod mulaw;
 pub mod routing;

@@ -6,6 +6,8 @@
 //! - `cargo xtask demo [--once]` — the end-to-end simulated calls (not built yet: says so and fails).
 //! - `cargo xtask db [--ephemeral] [--data-dir DIR]` — a local Postgres for development, up until
 //!   Ctrl-C.
+//! - `cargo xtask edge-bundle` — the Worker bundle, built offline, into `edge-worker/dist/`.
+//! - `cargo xtask bench-edge [--requests N]` — the edge benchmark: workerd vs native, bundle size.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 mod db;
 mod demo;
+mod edge_bundle;
 mod interrupt;
 mod prerequisites;
 mod run;
@@ -40,6 +43,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Start a local Postgres, print its URL, keep it up until Ctrl-C.
     Db(db::DbArgs),
+    /// Build the Worker bundle offline (wasm32 + wasm-bindgen + esbuild) into edge-worker/dist/.
+    EdgeBundle(edge_bundle::EdgeBundleArgs),
+    /// Benchmark the edge: signed inbound webhooks against workerd and the native build.
+    BenchEdge(edge_bundle::BenchEdgeArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +56,8 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Db(args) => db::run(&args),
+        Command::EdgeBundle(args) => edge_bundle::run_bundle(&args),
+        Command::BenchEdge(args) => edge_bundle::run_bench(&args),
     };
     match result {
         Ok(code) => code,

@@ -63,6 +63,11 @@ pub const STEPS: &[Step] = &[
         about: "cargo test --workspace (all targets, then doc tests) against a private Postgres",
         run: tests,
     },
+    Step {
+        name: "edge-e2e",
+        about: "the edge's WASM bundle in workerd, webhooks signed by Twilio's npm library (builds the bundle, npm ci)",
+        run: crate::edge_bundle::e2e_step,
+    },
 ];
 
 pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {

@@ -68,6 +68,11 @@ pub const STEPS: &[Step] = &[
         about: "the edge's WASM bundle in workerd, webhooks signed by Twilio's npm library (builds the bundle, npm ci)",
         run: crate::edge_bundle::e2e_step,
     },
+    Step {
+        name: "dashboard",
+        about: "dashboard/: npm ci when needed, tsc type check, Vitest component tests, vite build",
+        run: crate::dashboard::step,
+    },
 ];
 
 pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {

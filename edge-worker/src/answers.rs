@@ -121,6 +121,11 @@ pub struct StreamTarget<'a> {
     pub call_sid: &'a str,
     /// The number's tenant.
     pub tenant_id: &'a str,
+    /// The caller (`From`) and the number called (`To`): passed to the node as `<Parameter>`s so
+    /// the call row it writes on `start` is complete before any status callback arrives.
+    pub from: &'a str,
+    /// See [`StreamTarget::from`].
+    pub to: &'a str,
     /// The flow the node runs.
     pub mode: CallMode,
     /// 1 for the first node tried, 2 for the first fallback, …
@@ -164,7 +169,9 @@ pub fn connect_stream(config: &Config, now_s: u64, target: &StreamTarget<'_>) ->
         .status_callback_method(Method::Post)
         .parameter("token", token)
         .parameter("tenant", target.tenant_id)
-        .parameter("mode", target.mode.as_str());
+        .parameter("mode", target.mode.as_str())
+        .parameter("from", target.from)
+        .parameter("to", target.to);
     VoiceResponse::new().connect(
         Connect::new()
             .action(action)

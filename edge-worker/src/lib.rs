@@ -28,6 +28,7 @@ use axum::routing::{get, post};
 use shared::routing::RoutingSnapshot;
 
 pub mod answers;
+pub mod call_state;
 pub mod config;
 pub mod error;
 pub mod forward;

@@ -505,6 +505,43 @@ async fn nearest_node_skips_draining_full_and_silent_nodes() {
 // ----------------------------------------------------------------------------------------------
 
 #[tokio::test]
+async fn stream_the_node_ended_on_purpose_is_hung_up_not_rerouted() {
+    let edge = edge().await;
+    let params = with(
+        voice_params(SCREENING_NUMBER, CALLER),
+        "CallStatus",
+        "in-progress",
+    );
+    let home = [("x-home-region", "us1")];
+    let first = edge.call(SCREENING_NUMBER, CALLER, &home).await;
+    let action = first
+        .find("Connect")
+        .unwrap()
+        .attr("action")
+        .unwrap()
+        .to_owned();
+    let call_sid = params
+        .iter()
+        .find(|(k, _)| k == "CallSid")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let stream = first.find("Stream").unwrap();
+    assert_eq!(stream.parameter("from").as_deref(), Some(CALLER));
+    assert_eq!(stream.parameter("to").as_deref(), Some(SCREENING_NUMBER));
+    edge.node.finish_call("iad-1", &call_sid, "message_taken");
+    let doc = edge
+        .send(signed_with(
+            action.strip_prefix(BASE).unwrap(),
+            &params,
+            AUTH_TOKEN,
+            &home,
+        ))
+        .await
+        .twiml();
+    assert_eq!(doc.child_names(), vec!["Hangup"]);
+}
+
+#[tokio::test]
 async fn failed_stream_moves_to_the_next_node_then_to_the_owner() {
     let edge = edge().await;
     let params = with(

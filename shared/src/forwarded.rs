@@ -37,6 +37,11 @@ pub const EVENTS_PATH: &str = "/internal/events";
 /// Path on a voice node that serves the routing snapshot (GET, signed empty body).
 pub const ROUTING_SNAPSHOT_PATH: &str = "/internal/routing-snapshot";
 
+/// Prefix of the path on a voice node that reports one call (GET `{CALLS_PATH}/{call_sid}`, signed
+/// empty body): the edge asks it whether a stream that ended was ended on purpose, and
+/// `voice-node simulate` prints it.
+pub const CALLS_PATH: &str = "/internal/calls";
+
 /// The header Twilio puts on webhook requests (retries included) to let receivers de-duplicate.
 pub const TWILIO_IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
 

@@ -10,6 +10,7 @@ use crate::answers::{
     self, MAX_STREAM_ATTEMPTS, NOT_IN_SERVICE, StreamTarget, Twiml, connect_stream, dial_owner,
     goodbye, without_ai,
 };
+use crate::call_state::{PreviousNode, previous_node};
 use crate::error::EdgeError;
 use crate::platform::Background;
 use crate::snapshot::SnapshotCache;
@@ -136,6 +137,20 @@ pub async fn stream_fallback(
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(previous) = tried
+        .last()
+        .and_then(|id| view.snapshot.nodes.iter().find(|n| &n.id == id))
+        && let PreviousNode::Finished(outcome) =
+            previous_node(&state, previous, &call.call.call_sid).await
+    {
+        tracing::info!(
+            call_sid = %call.call.call_sid,
+            node = %previous.id,
+            outcome = %outcome,
+            "the node ended the call on purpose; hanging up"
+        );
+        return Ok(answers::hangup().into());
+    }
     tracing::warn!(
         call_sid = %call.call.call_sid,
         tenant = %route.tenant_id,
@@ -212,6 +227,8 @@ pub(crate) fn ai_or_fallback(
                 &StreamTarget {
                     node,
                     call_sid: &call.call_sid,
+                    from: &call.from,
+                    to: &call.to,
                     tenant_id: &route.tenant_id,
                     mode,
                     attempt,

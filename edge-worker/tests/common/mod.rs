@@ -6,7 +6,7 @@
 
 pub mod workerd;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,6 +129,8 @@ pub struct FakeNodeState {
     pub events: Mutex<Vec<(String, ForwardedEvent)>>,
     /// Node ids whose `/internal/events` answers 500.
     pub failing: Mutex<HashSet<String>>,
+    /// Call reports served at `/n/{id}/internal/calls/{sid}`: (node id, call sid) → outcome.
+    pub outcomes: Mutex<HashMap<(String, String), String>>,
     /// Clock the HMAC timestamps are checked against.
     pub clock: Clock,
 }
@@ -149,6 +151,7 @@ impl FakeNode {
         let router = Router::new()
             .route("/internal/routing-snapshot", get(serve_snapshot))
             .route("/n/{id}/internal/events", post(accept_event))
+            .route("/n/{id}/internal/calls/{sid}", get(call_report))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -176,6 +179,15 @@ impl FakeNode {
 
     pub fn fail(&self, node_id: &str) {
         self.state.failing.lock().unwrap().insert(node_id.into());
+    }
+
+    /// Makes node `node_id` report that it ended `call_sid` with `outcome`.
+    pub fn finish_call(&self, node_id: &str, call_sid: &str, outcome: &str) {
+        self.state
+            .outcomes
+            .lock()
+            .unwrap()
+            .insert((node_id.into(), call_sid.into()), outcome.into());
     }
 
     /// Stops serving: later connections are refused.
@@ -247,6 +259,23 @@ async fn serve_snapshot(
     match state.snapshot.lock().unwrap().as_ref() {
         Some(snapshot) => (StatusCode::OK, snapshot.to_json()),
         None => (StatusCode::SERVICE_UNAVAILABLE, "no snapshot".into()),
+    }
+}
+
+async fn call_report(
+    State(state): State<Arc<FakeNodeState>>,
+    Path((id, sid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    if !signed_ok(&state, &headers, b"") {
+        return (StatusCode::UNAUTHORIZED, "bad signature".into());
+    }
+    match state.outcomes.lock().unwrap().get(&(id, sid.clone())) {
+        Some(outcome) => (
+            StatusCode::OK,
+            format!(r#"{{"call_sid":"{sid}","outcome":"{outcome}","transcript":[]}}"#),
+        ),
+        None => (StatusCode::NOT_FOUND, "unknown call".into()),
     }
 }
 

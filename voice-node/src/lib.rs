@@ -2,7 +2,21 @@
 //! persists calls to the shared Postgres.
 //!
 //! Components:
-//! - [`server`]: `voice-node serve` — HTTP + WebSocket server.
+//! - [`server`]: `voice-node serve` — the HTTP + WebSocket server, its routes, and the drained
+//!   exit; [`server::app`] builds the router for in-process tests.
+//! - [`config`]: configuration from the environment; phone-number masking for logs.
+//! - [`media`]: one task per call: the socket layer (frames ↔ typed events), the session (token
+//!   check, agent, persistence, end of call) and the player (20 ms frames, pacing, marks, clear).
+//! - [`agent`]: the seam between a call and whatever talks to the caller (`CallAgent`,
+//!   `AgentFactory`), and `GreetingRecorder`, the minimal agent until the AI pipeline lands.
+//! - [`store`]: the write queue (calls never wait for Postgres), idempotent SQL, forwarded Twilio
+//!   callbacks, the call report.
+//! - [`internal_api`]: `/internal/…`, the edge's HMAC-signed API (events, call report, routing
+//!   snapshot).
+//! - [`registry`]: this node's heartbeat row and the routing snapshot.
+//! - [`drain`]: SIGTERM → refuse new streams, let calls finish, close the rest, exit 0.
+//! - [`metrics`]: the Prometheus series at `/metrics`.
+//! - [`call_control`]: hanging a call up over Twilio's REST API.
 //! - [`admin`]: migrations, tenants, numbers and users from the command line.
 //! - [`simulate`]: Twilio's side of a call, for tests, the demo and benchmarks.
 //! - [`local_postgres`]: a private Postgres cluster from the machine's `initdb`/`pg_ctl`, used when
@@ -10,11 +24,23 @@
 //! - [`db`]: the embedded migrations (`migrations/`) and the connection pool.
 //! - [`speech`]: espeak-ng + sox → 8 kHz mu-law, the light offline voice.
 //! - [`telemetry`]: logging setup.
+//!
+//! Architecture invariant: only `media::socket` sees WebSocket frames and Media Streams JSON;
+//! sessions and agents see typed events.
 
 pub mod admin;
+pub mod agent;
+pub mod call_control;
+pub mod config;
 pub mod db;
+pub mod drain;
+pub mod internal_api;
 pub mod local_postgres;
+pub mod media;
+pub mod metrics;
+pub mod registry;
 pub mod server;
 pub mod simulate;
 pub mod speech;
+pub mod store;
 pub mod telemetry;

@@ -71,6 +71,24 @@ pub enum NumberCommand {
     },
 }
 
+/// `voice-node kb …`
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Add a knowledge-base entry the receptionist answers from; prints its id on the last line
+    /// of stdout. Its embedding is computed by the node when it first needs it.
+    Add {
+        /// The tenant's id.
+        #[arg(long, value_name = "ID")]
+        tenant: Uuid,
+        /// A question as callers ask it, e.g. "What are your opening hours?".
+        #[arg(long)]
+        question: String,
+        /// What the agent says back.
+        #[arg(long)]
+        answer: String,
+    },
+}
+
 /// `voice-node user …`
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -144,6 +162,25 @@ pub async fn number(cmd: NumberCommand) -> anyhow::Result<ExitCode> {
     let db = AdminDb::open().await?;
     let (id, mode) = db.add_number(tenant, &e164, owner.as_deref(), mode).await?;
     eprintln!("added {e164} to tenant {tenant} in {mode} mode");
+    println!("{id}");
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `voice-node kb …`
+pub async fn kb(cmd: KbCommand) -> anyhow::Result<ExitCode> {
+    let KbCommand::Add {
+        tenant,
+        question,
+        answer,
+    } = cmd;
+    let (question, answer) = (question.trim(), answer.trim());
+    if question.is_empty() || answer.is_empty() {
+        bail!("--question and --answer must not be empty");
+    }
+    let db = AdminDb::open().await?;
+    let id = db.add_kb_entry(tenant, question, answer).await?;
+    eprintln!("added a knowledge-base entry to tenant {tenant}");
     println!("{id}");
     db.close().await;
     Ok(ExitCode::SUCCESS)
@@ -301,6 +338,43 @@ impl AdminDb {
         .await
         .map_err(schema_hint)?;
         Ok(rows)
+    }
+
+    /// Adds a knowledge-base entry; returns its id.
+    async fn add_kb_entry(
+        &self,
+        tenant: Uuid,
+        question: &str,
+        answer: &str,
+    ) -> anyhow::Result<Uuid> {
+        let mut tx = self.pool.begin().await.map_err(schema_hint)?;
+        let inserted: Result<Uuid, sqlx::Error> = sqlx::query_scalar(
+            "INSERT INTO kb_entries (tenant_id, question, answer) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(tenant)
+        .bind(question)
+        .bind(answer)
+        .fetch_one(&mut *tx)
+        .await;
+        let id = match inserted {
+            Ok(id) => id,
+            Err(sqlx::Error::Database(db))
+                if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+            {
+                bail!("no tenant with id {tenant}; list them with `voice-node tenant list`")
+            }
+            Err(e) => return Err(schema_hint(e)),
+        };
+        audit(
+            &mut tx,
+            Some(tenant),
+            "kb.create",
+            &format!("kb_entry:{id}"),
+            serde_json::json!({ "question": question }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Adds a number; returns its id and the mode it got.

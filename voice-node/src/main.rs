@@ -24,6 +24,9 @@ enum Command {
     /// Phone numbers: `number add --tenant ID --e164 +1… [--owner +1…]`.
     #[command(subcommand)]
     Number(voice_node::admin::NumberCommand),
+    /// Knowledge base: `kb add --tenant ID --question Q --answer A`.
+    #[command(subcommand)]
+    Kb(voice_node::admin::KbCommand),
     /// Dashboard users: `user create --tenant ID --email E --role R` (password from stdin).
     #[command(subcommand)]
     User(voice_node::admin::UserCommand),
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
             Command::Migrate => voice_node::admin::migrate().await,
             Command::Tenant(cmd) => voice_node::admin::tenant(cmd).await,
             Command::Number(cmd) => voice_node::admin::number(cmd).await,
+            Command::Kb(cmd) => voice_node::admin::kb(cmd).await,
             Command::User(cmd) => voice_node::admin::user(cmd).await,
             Command::Simulate(args) => voice_node::simulate::run(args).await,
         }

@@ -470,3 +470,79 @@ fn without_database_url_the_private_cluster_is_started_and_migrated() {
     assert!(!dir.join("postgres").join("postmaster.pid").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn adds_knowledge_base_entries_and_names_an_unknown_tenant() {
+    let db = TestDb::new().await;
+    assert!(db.run(&["migrate"], None).status.success());
+    let tenant = created_id(&db.run(&["tenant", "create", "--name", "Acme Dental"], None));
+    let entry = created_id(&db.run(
+        &[
+            "kb",
+            "add",
+            "--tenant",
+            &tenant.to_string(),
+            "--question",
+            "What are your opening hours?",
+            "--answer",
+            "We are open 8 to 6, Monday to Friday.",
+        ],
+        None,
+    ));
+    let pool = db.pool().await;
+    let (owner, answer): (Uuid, String) =
+        sqlx::query_as("SELECT tenant_id, answer FROM kb_entries WHERE id = $1")
+            .bind(entry)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(owner, tenant);
+    assert_eq!(answer, "We are open 8 to 6, Monday to Friday.");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'kb.create' AND tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+
+    let unknown = Uuid::new_v4();
+    let out = db.run(
+        &[
+            "kb",
+            "add",
+            "--tenant",
+            &unknown.to_string(),
+            "--question",
+            "Q?",
+            "--answer",
+            "A.",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        failure(&out).contains("no tenant with id"),
+        "{}",
+        failure(&out)
+    );
+    let empty = db.run(
+        &[
+            "kb",
+            "add",
+            "--tenant",
+            &tenant.to_string(),
+            "--question",
+            " ",
+            "--answer",
+            "A.",
+        ],
+        None,
+    );
+    assert!(
+        failure(&empty).contains("must not be empty"),
+        "{}",
+        failure(&empty)
+    );
+}

@@ -17,6 +17,14 @@ pub fn step(_: &mut Context) -> anyhow::Result<()> {
     build_in(&dir)
 }
 
+/// Builds `dashboard/dist/` (installing npm packages when needed) for the demo's node to serve.
+pub fn build() -> anyhow::Result<PathBuf> {
+    let dir = dashboard_dir()?;
+    ensure_packages(&dir)?;
+    build_in(&dir)?;
+    Ok(dir.join("dist"))
+}
+
 fn build_in(dir: &Path) -> anyhow::Result<()> {
     run(cmd("npm", ["run", "build"]).current_dir(dir))
 }

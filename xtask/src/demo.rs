@@ -1,9 +1,29 @@
-//! `cargo xtask demo`: the end-to-end demo from the contract, which needs the edge, the node and
-//! the offline pipeline. Until they exist it says so plainly and fails, rather than pretend.
+//! `cargo xtask demo`: the whole chain on this machine, the way a user runs it.
+//!
+//! Installs what is missing (Postgres server binaries, espeak-ng, sox, the dashboard's npm
+//! packages), builds the node and the native edge, starts a private throwaway Postgres, seeds one
+//! tenant per mode (numbers, owner phones, a knowledge base, a dashboard login), starts the voice
+//! node and the edge as real processes, and places one simulated call per mode with `voice-node
+//! simulate` — signed webhooks into the edge, TwiML followed, a signed Media Stream into the node,
+//! the caller's sentences spoken with espeak-ng. It prints each call's transcript, label and
+//! outcome, then keeps everything up (dashboard included) until Ctrl-C; `--once` stops after the
+//! calls and exits non-zero if any failed.
 
-use std::process::ExitCode;
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, bail};
 use clap::Args;
+use serde_json::Value;
+
+use crate::interrupt;
+use crate::local_postgres::LocalPostgres;
+use crate::prerequisites::Context;
+use crate::run::{cmd, run as run_cmd};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -12,47 +32,502 @@ pub struct DemoArgs {
     once: bool,
 }
 
-/// What the demo will do, and whether it exists yet.
-const PARTS: &[(&str, bool)] = &[
-    (
-        "private Postgres cluster (`cargo xtask db` runs one today)",
-        true,
-    ),
-    (
-        "schema migrations (migrations/, applied by the voice node)",
-        true,
-    ),
-    (
-        "install missing tools: espeak-ng, sox (apt); offline model wheels (PyPI)",
-        false,
-    ),
-    (
-        "voice node: HTTP + Media Streams server, AI pipeline, call flows",
-        false,
-    ),
-    ("edge worker: native server for the Twilio webhooks", false),
-    ("dashboard served by the node", false),
-    (
-        "`voice-node simulate`: one simulated call per mode through edge → node",
-        false,
-    ),
+/// The password of the demo's dashboard login (printed; the cluster is thrown away on exit).
+const DEMO_PASSWORD: &str = "callgate-demo";
+const DEMO_EMAIL: &str = "demo@callgate.local";
+
+/// One demo tenant and the call placed to it.
+struct Scenario {
+    business: &'static str,
+    mode: &'static str,
+    number: &'static str,
+    owner: Option<&'static str>,
+    caller: &'static str,
+    /// What the caller says, one sentence per agent turn.
+    says: &'static [&'static str],
+    /// Forward mode: how the owner's phone answers.
+    dial_status: Option<&'static str>,
+    knowledge: &'static [(&'static str, &'static str)],
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        business: "Dana Whitfield (personal line)",
+        mode: "screening",
+        number: "+15550100001",
+        owner: Some("+15550109001"),
+        caller: "+14155550123",
+        says: &[
+            "Hi, this is Mark from Lee Dental Lab. Mrs. Ortiz's crown is ready, we can deliver it on Tuesday.",
+        ],
+        dial_status: None,
+        knowledge: &[],
+    },
+    Scenario {
+        business: "Acme Dental",
+        mode: "receptionist",
+        number: "+15550100002",
+        owner: Some("+15550109002"),
+        caller: "+12125550187",
+        says: &[
+            "Hi, what are your opening hours on Saturday?",
+            "Thanks. My name is Sam Patel, please call me back about a crown.",
+        ],
+        dial_status: None,
+        knowledge: &[
+            (
+                "What are your opening hours?",
+                "We are open Monday to Friday from eight to six, and Saturday from nine to one.",
+            ),
+            (
+                "Where are you located?",
+                "We are at 120 Main Street, next to the library, with free parking behind the building.",
+            ),
+            (
+                "Do you accept new patients?",
+                "Yes, we welcome new patients and most dental insurance plans.",
+            ),
+        ],
+    },
+    Scenario {
+        business: "Rivera Plumbing",
+        mode: "forward",
+        number: "+15550100003",
+        owner: Some("+15550109003"),
+        caller: "+16465550111",
+        says: &["Hi, my kitchen sink is leaking. Can someone come tomorrow morning?"],
+        dial_status: Some("no-answer"),
+        knowledge: &[(
+            "Do you do emergency repairs?",
+            "Yes, we handle emergency leaks seven days a week.",
+        )],
+    },
 ];
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    println!(
-        "cargo xtask demo{}: not available yet.",
-        if args.once { " --once" } else { "" }
+    let t0 = Instant::now();
+    println!("callgate demo: one simulated call per mode through edge → voice node\n");
+
+    let mut ctx = Context::default();
+    ctx.ensure_postgres()?;
+    ctx.ensure_speech_tools()?;
+    step("building the voice node and the edge");
+    run_cmd(&mut cmd(
+        "cargo",
+        [
+            "build",
+            "--quiet",
+            "-p",
+            "voice-node",
+            "-p",
+            "edge-worker",
+            "--bins",
+        ],
+    ))?;
+    let dashboard = match crate::dashboard::build() {
+        Ok(dir) => Some(dir),
+        Err(err) => {
+            println!("dashboard: not built ({err:#}); the demo goes on without it");
+            None
+        }
+    };
+
+    let work = crate::repo_root().join(".callgate/demo");
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    step("starting a private Postgres (thrown away on exit)");
+    let pg = LocalPostgres::ephemeral()?;
+    interrupt::stop_on_interrupt(pg.stopper());
+    let db = pg.url();
+
+    let bins = binaries_dir();
+    let node_bin = bins.join("voice-node");
+    let edge_bin = bins.join("edge-worker");
+    let secret = random_hex(32)?;
+    let auth_token = random_hex(16)?;
+
+    step("migrating and seeding one tenant per mode");
+    capture(cmd(path_str(&node_bin)?, ["migrate"]).env("DATABASE_URL", &db))?;
+    let mut superadmin = cmd(
+        path_str(&node_bin)?,
+        [
+            "user",
+            "create",
+            "--email",
+            DEMO_EMAIL,
+            "--role",
+            "superadmin",
+        ],
     );
-    println!(
-        "It places one simulated call per mode (screening, receptionist, forward) through the"
-    );
-    println!(
-        "edge and a voice node with the offline pipeline, and prints each transcript and outcome."
-    );
-    println!("Status of what it needs:");
-    for (part, built) in PARTS {
-        println!("  [{}] {part}", if *built { "built" } else { "not yet" });
+    superadmin.env("DATABASE_URL", &db);
+    capture_with_stdin(superadmin, DEMO_PASSWORD)?;
+    for s in SCENARIOS {
+        seed(&node_bin, &db, s)?;
     }
-    println!("Nothing was started. `cargo xtask test` runs everything that exists.");
-    Ok(ExitCode::from(2))
+
+    let node_addr = free_addr(8080)?;
+    let edge_addr = free_addr(8787)?;
+    let node_url = format!("http://{node_addr}");
+    let edge_url = format!("http://{edge_addr}");
+
+    step(&format!("starting the voice node on {node_url}"));
+    let mut node = cmd(path_str(&node_bin)?, ["serve"]);
+    node.env("DATABASE_URL", &db)
+        .env("LISTEN_ADDR", &node_addr)
+        .env("PUBLIC_BASE_URL", &node_url)
+        .env("NODE_ID", "demo-node")
+        .env("NODE_REGION", "iad")
+        .env("TWILIO_AUTH_TOKEN", &auth_token)
+        .env("EDGE_SHARED_SECRET", &secret)
+        .env("HEARTBEAT_SECS", "2")
+        .env("DRAIN_GRACE_SECS", "5");
+    if let Some(dir) = &dashboard {
+        node.env("DASHBOARD_DIR", dir);
+    }
+    let node = Service::start("voice node", node, &work.join("node.log"))?;
+    node.wait_http(&node_addr, "/readyz", Duration::from_secs(90))?;
+
+    step(&format!(
+        "starting the edge (native build of the Worker) on {edge_url}"
+    ));
+    let mut edge = cmd(path_str(&edge_bin)?, std::iter::empty::<&str>());
+    edge.env("LISTEN_ADDR", &edge_addr)
+        .env("TWILIO_AUTH_TOKEN", &auth_token)
+        .env("EDGE_SHARED_SECRET", &secret)
+        .env("PUBLIC_WEBHOOK_BASE_URL", &edge_url)
+        .env("CONTROL_URL", &node_url);
+    let edge = Service::start("edge", edge, &work.join("edge.log"))?;
+    edge.wait_http(&edge_addr, "/healthz", Duration::from_secs(30))?;
+
+    let mut failed = 0;
+    for s in SCENARIOS {
+        step(&format!(
+            "calling {} ({} mode) from {}",
+            s.business, s.mode, s.caller
+        ));
+        match place_call(&node_bin, &edge_url, &auth_token, &secret, s) {
+            Ok(report) => {
+                print_report(&report);
+                let errors = report["errors"].as_array().map_or(0, Vec::len);
+                if errors > 0 || report["outcome"].as_str() == Some("failed") {
+                    failed += 1;
+                }
+            }
+            Err(err) => {
+                println!("  the call failed: {err:#}");
+                failed += 1;
+            }
+        }
+    }
+
+    println!(
+        "\n{} of {} calls completed in {:.0} s.",
+        SCENARIOS.len() - failed,
+        SCENARIOS.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!("  edge:       {edge_url}  (Twilio webhooks: POST /telephony/inbound …)");
+    println!("  voice node: {node_url}  (/metrics, /readyz; Media Streams at /media)");
+    match &dashboard {
+        Some(_) => {
+            println!("  dashboard:  {node_url}/  (log in as {DEMO_EMAIL} / {DEMO_PASSWORD})")
+        }
+        None => println!("  dashboard:  not built (needs npm)"),
+    }
+    println!("  logs:       {}", work.display());
+
+    if !args.once {
+        println!("\nEverything stays up until Ctrl-C.");
+        loop {
+            // The interrupt handler terminates the services, stops Postgres and exits.
+            std::thread::park();
+        }
+    }
+    edge.stop();
+    node.stop();
+    drop(pg);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn step(what: &str) {
+    println!("==> {what}");
+}
+
+/// Tenant, number, knowledge base for one scenario, through the admin CLI (as an operator would).
+fn seed(node_bin: &Path, db: &str, s: &Scenario) -> anyhow::Result<()> {
+    let bin = path_str(node_bin)?;
+    let tenant = capture(
+        cmd(
+            bin,
+            ["tenant", "create", "--name", s.business, "--mode", s.mode],
+        )
+        .env("DATABASE_URL", db),
+    )?;
+    let mut number = vec!["number", "add", "--tenant", &tenant, "--e164", s.number];
+    if let Some(owner) = s.owner {
+        number.extend(["--owner", owner]);
+    }
+    capture(cmd(bin, &number).env("DATABASE_URL", db))?;
+    for (question, answer) in s.knowledge {
+        capture(
+            cmd(
+                bin,
+                [
+                    "kb",
+                    "add",
+                    "--tenant",
+                    &tenant,
+                    "--question",
+                    question,
+                    "--answer",
+                    answer,
+                ],
+            )
+            .env("DATABASE_URL", db),
+        )?;
+    }
+    println!(
+        "  {} ({}): {} → tenant {tenant}",
+        s.business, s.mode, s.number
+    );
+    Ok(())
+}
+
+/// Runs `voice-node simulate` for one scenario and returns the JSON report it prints.
+fn place_call(
+    node_bin: &Path,
+    edge_url: &str,
+    auth_token: &str,
+    secret: &str,
+    s: &Scenario,
+) -> anyhow::Result<Value> {
+    let mut args = vec![
+        "simulate", "--edge", edge_url, "--to", s.number, "--from", s.caller,
+    ];
+    for say in s.says {
+        args.extend(["--say", say]);
+    }
+    if let Some(status) = s.dial_status {
+        args.extend(["--dial-status", status]);
+    }
+    let mut simulate = cmd(path_str(node_bin)?, &args);
+    simulate
+        .env("TWILIO_AUTH_TOKEN", auth_token)
+        .env("EDGE_SHARED_SECRET", secret);
+    let out = simulate
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .context("running voice-node simulate")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // One JSON object, possibly pretty-printed: the whole output, else its last object line.
+    let report: Value = serde_json::from_str::<Value>(&stdout)
+        .ok()
+        .into_iter()
+        .chain(
+            stdout
+                .lines()
+                .rev()
+                .filter_map(|l| serde_json::from_str(l).ok()),
+        )
+        .find(Value::is_object)
+        .with_context(|| {
+            format!(
+                "simulate printed no JSON report ({}): {}",
+                out.status,
+                tail(&String::from_utf8_lossy(&out.stderr), 800)
+            )
+        })?;
+    Ok(report)
+}
+
+fn print_report(report: &Value) {
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    println!(
+        "  call {}  mode {}  outcome {}",
+        text(&report["call_sid"]),
+        text(&report["mode"]),
+        text(&report["outcome"])
+    );
+    if let Some(screening) = report["screening"].as_object() {
+        println!(
+            "  screening: {} ({:.0}%): {}",
+            screening.get("label").map_or("-".into(), text),
+            screening
+                .get("confidence")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+                * 100.0,
+            screening.get("intent").map_or("-".into(), text)
+        );
+    }
+    for turn in report["transcript"].as_array().into_iter().flatten() {
+        println!("    {:>7}: {}", text(&turn["speaker"]), text(&turn["text"]));
+    }
+    if let Some(latencies) = report["turn_latency_ms"].as_array()
+        && !latencies.is_empty()
+    {
+        let ms: Vec<String> = latencies.iter().map(|v| format!("{v}")).collect();
+        println!(
+            "  turn latency (end of caller speech → first agent audio): {} ms",
+            ms.join(", ")
+        );
+    }
+    for error in report["errors"].as_array().into_iter().flatten() {
+        println!("  error: {}", text(error));
+    }
+}
+
+/// A long-running child (node, edge) in its own process group, logging to a file.
+struct Service {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    fn start(
+        name: &'static str,
+        mut command: std::process::Command,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        use std::os::unix::process::CommandExt as _;
+        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting the {name}"))?;
+        interrupt::terminate_on_interrupt(child.id());
+        Ok(Service {
+            name,
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    /// Polls `GET path` until it answers 200, failing early if the process exits.
+    fn wait_http(&self, addr: &str, path: &str, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if http_status(addr, path) == Some(200) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        bail!(
+            "the {} did not answer {path} within {} s; its log ({}) ends with:\n{}",
+            self.name,
+            limit.as_secs(),
+            self.log.display(),
+            tail(&log, 1500)
+        )
+    }
+
+    /// SIGTERM (the node drains) and wait.
+    fn stop(mut self) {
+        interrupt::terminate_group(self.child.id());
+        let _ = self.child.wait();
+    }
+}
+
+/// The status code of a plain HTTP/1.1 GET, or `None` when nothing answers.
+fn http_status(addr: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 16];
+    let n = stream.read(&mut head).ok()?;
+    std::str::from_utf8(&head[..n])
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `127.0.0.1:preferred` when free (stable URLs for people), else any free port.
+fn free_addr(preferred: u16) -> anyhow::Result<String> {
+    let listener = TcpListener::bind(("127.0.0.1", preferred))
+        .or_else(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .context("finding a free port")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// Runs a command, returns the last line of its stdout (the admin CLI prints the created id
+/// there); on failure, its stderr.
+fn capture(command: &mut std::process::Command) -> anyhow::Result<String> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .context("running voice-node")?;
+    last_line(out)
+}
+
+fn capture_with_stdin(mut command: std::process::Command, input: &str) -> anyhow::Result<String> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running voice-node")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes())?;
+    }
+    last_line(child.wait_with_output()?)
+}
+
+fn last_line(out: std::process::Output) -> anyhow::Result<String> {
+    if !out.status.success() {
+        bail!(
+            "voice-node failed ({}): {}",
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stderr), 800)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned())
+}
+
+/// Where `cargo build` put the binaries (honours `CARGO_TARGET_DIR`).
+fn binaries_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("target"))
+        .join("debug")
+}
+
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+/// `n` random bytes from the kernel, hex-encoded: the demo's Twilio token and edge secret.
+fn random_hex(n: usize) -> anyhow::Result<String> {
+    let mut bytes = vec![0u8; n];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn tail(text: &str, max: usize) -> String {
+    let start = text.len().saturating_sub(max);
+    let start = (start..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    text[start..].trim().to_owned()
 }

@@ -14,6 +14,10 @@ use crate::local_postgres::ClusterStopper;
 /// Clusters to stop on interrupt.
 static CLUSTERS: Mutex<Vec<ClusterStopper>> = Mutex::new(Vec::new());
 
+/// Process groups of long-running services (`cargo xtask demo`'s node and edge) to terminate on
+/// interrupt; SIGTERM lets the node drain its calls.
+static SERVICES: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
 /// The running child and whether we were interrupted, under one lock so a child is either
 /// started before the handler looks (and is killed) or not started at all.
 static CHILD: Mutex<ChildSlot> = Mutex::new(ChildSlot {
@@ -41,6 +45,9 @@ pub fn install() {
                     .status();
             }
         }
+        for group in SERVICES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            terminate_group(*group);
+        }
         let clusters = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
         for cluster in clusters.iter() {
             if let Err(err) = cluster.stop() {
@@ -62,6 +69,21 @@ pub fn stop_on_interrupt(cluster: ClusterStopper) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(cluster);
+}
+
+/// Terminates `group` (a service started in its own process group) if we are interrupted.
+pub fn terminate_on_interrupt(group: u32) {
+    SERVICES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(group);
+}
+
+/// SIGTERM to a whole process group.
+pub fn terminate_group(group: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{group}")])
+        .status();
 }
 
 /// Starts a child through `spawn` unless interrupted, and records it so an interrupt terminates

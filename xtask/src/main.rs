@@ -3,7 +3,8 @@
 //!
 //! - `cargo xtask test` — everything CI runs (`.ci/run` calls exactly this): prerequisites, fmt,
 //!   clippy, the wasm32 build of `shared`, and the workspace tests against a private Postgres.
-//! - `cargo xtask demo [--once]` — the end-to-end simulated calls (not built yet: says so and fails).
+//! - `cargo xtask demo [--once]` — Postgres, node, edge and dashboard, then one simulated call per
+//!   mode through edge → node, printed; serves until Ctrl-C (`--once`: exits after the calls).
 //! - `cargo xtask db [--ephemeral] [--data-dir DIR]` — a local Postgres for development, up until
 //!   Ctrl-C.
 //! - `cargo xtask edge-bundle` — the Worker bundle, built offline, into `edge-worker/dist/`.
@@ -40,7 +41,7 @@ struct Cli {
 enum Command {
     /// Run everything CI runs; prints `xtask: N passed, M failed` (N, M = steps) last.
     Test(test::TestArgs),
-    /// Place one simulated call per mode through edge → node (not built yet).
+    /// Start Postgres, node, edge and dashboard and place one simulated call per mode.
     Demo(demo::DemoArgs),
     /// Start a local Postgres, print its URL, keep it up until Ctrl-C.
     Db(db::DbArgs),

@@ -202,24 +202,10 @@ fn cargo_build(root: &Path, toolchain: &WasmToolchain) -> anyhow::Result<PathBuf
         "-p",
         "edge-worker",
     ];
-    let (mut build, target_dir) = match toolchain {
-        WasmToolchain::Rustup => (cmd("cargo", args), root.join("target").join("edge-bundle")),
-        WasmToolchain::Debian { bin_dir } => {
-            // reference/wasm-toolchain.md §4: std from rust-web-src, linked by lld-22.
-            let mut build = cmd(bin_dir.join("cargo").to_string_lossy().as_ref(), args);
-            build
-                .arg("-Zbuild-std=std,panic_abort")
-                .env(
-                    "PATH",
-                    format!("{}:/usr/bin:/bin", bin_dir.to_string_lossy()),
-                )
-                .env("RUSTC_BOOTSTRAP", "1")
-                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld-22")
-                .env_remove("RUSTC")
-                .env_remove("RUSTDOC")
-                .env_remove("RUSTUP_TOOLCHAIN");
-            (build, root.join("target-debian").join("edge-bundle"))
-        }
+    let mut build = toolchain.cargo(args);
+    let target_dir = match toolchain {
+        WasmToolchain::Rustup => root.join("target").join("edge-bundle"),
+        WasmToolchain::Debian { .. } => root.join("target-debian").join("edge-bundle"),
     };
     build
         .env("CARGO_TARGET_DIR", &target_dir)

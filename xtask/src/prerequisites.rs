@@ -6,6 +6,7 @@
 //! registries through the ordinary clients, and only when it is actually missing.
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
@@ -22,6 +23,32 @@ pub enum WasmToolchain {
     /// Debian's `rustc-web`/`cargo-web` (in `bin_dir`), std built from source with `-Zbuild-std`;
     /// the fallback when rustup cannot download the target (reference/wasm-toolchain.md §4).
     Debian { bin_dir: PathBuf },
+}
+
+impl WasmToolchain {
+    /// `cargo ARGS` set up for this toolchain, building for wasm32. With Debian's toolchain, std
+    /// is built from rust-web-src and linked by lld-22 (reference/wasm-toolchain.md §4); callers
+    /// give it a target dir of its own so rustup's artifacts are not invalidated.
+    pub fn cargo<const N: usize>(&self, args: [&str; N]) -> Command {
+        match self {
+            WasmToolchain::Rustup => cmd("cargo", args),
+            WasmToolchain::Debian { bin_dir } => {
+                let mut build = cmd(bin_dir.join("cargo").to_string_lossy().as_ref(), args);
+                build
+                    .arg("-Zbuild-std=std,panic_abort")
+                    .env(
+                        "PATH",
+                        format!("{}:/usr/bin:/bin", bin_dir.to_string_lossy()),
+                    )
+                    .env("RUSTC_BOOTSTRAP", "1")
+                    .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld-22")
+                    .env_remove("RUSTC")
+                    .env_remove("RUSTDOC")
+                    .env_remove("RUSTUP_TOOLCHAIN");
+                build
+            }
+        }
+    }
 }
 
 /// What earlier steps found out, so later steps do not ask (or install) twice.

@@ -169,28 +169,12 @@ fn wasm(ctx: &mut Context) -> anyhow::Result<()> {
         "--target",
         "wasm32-unknown-unknown",
     ];
-    match ctx.wasm_toolchain()? {
-        WasmToolchain::Rustup => run_cmd(&mut cmd("cargo", args)),
-        WasmToolchain::Debian { bin_dir } => {
-            // reference: shared/reference/wasm-toolchain.md §4. Debian's rustc-web has no
-            // prebuilt wasm32 std: build it from rust-web-src, link with lld-22. Its own target
-            // dir, so rustup's artifacts are not invalidated.
-            let mut build = cmd(bin_dir.join("cargo").to_string_lossy().as_ref(), args);
-            build
-                .arg("-Zbuild-std=std,panic_abort")
-                .env(
-                    "PATH",
-                    format!("{}:/usr/bin:/bin", bin_dir.to_string_lossy()),
-                )
-                .env("RUSTC_BOOTSTRAP", "1")
-                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld-22")
-                .env("CARGO_TARGET_DIR", crate::repo_root().join("target-debian"))
-                .env_remove("RUSTC")
-                .env_remove("RUSTDOC")
-                .env_remove("RUSTUP_TOOLCHAIN");
-            run_cmd(&mut build)
-        }
+    let toolchain = ctx.wasm_toolchain()?;
+    let mut build = toolchain.cargo(args);
+    if let WasmToolchain::Debian { .. } = toolchain {
+        build.env("CARGO_TARGET_DIR", crate::repo_root().join("target-debian"));
     }
+    run_cmd(&mut build)
 }
 
 fn tests(ctx: &mut Context) -> anyhow::Result<()> {

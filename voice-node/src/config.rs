@@ -60,6 +60,25 @@ pub struct Config {
     pub drain_grace: Duration,
     /// `HEARTBEAT_SECS`: how often the node row is refreshed.
     pub heartbeat_interval: Duration,
+    /// `TWILIO_API_KEY_SID`: signs the browser dialer's access tokens (with the secret below).
+    pub twilio_api_key_sid: Option<String>,
+    /// `TWILIO_API_KEY_SECRET`.
+    pub twilio_api_key_secret: Option<String>,
+    /// `TWIML_APP_SID`: the TwiML App whose voice URL is the edge's `/telephony/outbound`.
+    pub twiml_app_sid: Option<String>,
+    /// `CALLGATE_SEAL_KEY`: 64 hex digits sealing tenants' provider API keys (default: derived
+    /// from `EDGE_SHARED_SECRET`).
+    pub seal_key_hex: Option<String>,
+    /// `DASHBOARD_DIR`: the built dashboard served at `/` (default: the source tree's
+    /// `dashboard/dist`).
+    pub dashboard_dir: PathBuf,
+    /// `JOB_WORKERS`: job-queue worker tasks on this node (default 2; 0 runs no jobs here).
+    pub job_workers: usize,
+    /// `SMTP_URL` (`smtp://user:pass@host:587?tls=required`, `smtps://…`): summary and lead e-mails;
+    /// unset → they are recorded as undeliverable.
+    pub smtp_url: Option<String>,
+    /// `SMTP_FROM`: the sender address (default `callgate <callgate@localhost>`).
+    pub smtp_from: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -76,6 +95,11 @@ impl std::fmt::Debug for Config {
             .field("capacity", &self.capacity)
             .field("drain_grace", &self.drain_grace)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("twiml_app_sid", &self.twiml_app_sid)
+            .field("dashboard_dir", &self.dashboard_dir)
+            .field("job_workers", &self.job_workers)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
+            .field("smtp_from", &self.smtp_from)
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +205,16 @@ impl Config {
             edge_shared_secret,
             drain_grace: Duration::from_secs(drain_grace),
             heartbeat_interval: Duration::from_secs(heartbeat),
+            twilio_api_key_sid: get("TWILIO_API_KEY_SID"),
+            twilio_api_key_secret: get("TWILIO_API_KEY_SECRET"),
+            twiml_app_sid: get("TWIML_APP_SID"),
+            seal_key_hex: get("CALLGATE_SEAL_KEY"),
+            dashboard_dir: get("DASHBOARD_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(crate::api::dashboard::default_dir),
+            job_workers: parse_opt::<usize>(&get, "JOB_WORKERS", "expected a count")?.unwrap_or(2),
+            smtp_url: get("SMTP_URL"),
+            smtp_from: get("SMTP_FROM").unwrap_or_else(|| "callgate <callgate@localhost>".into()),
         })
     }
 

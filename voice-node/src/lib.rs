@@ -11,12 +11,19 @@
 //!   `AgentFactory`), and `GreetingRecorder`, the minimal agent until the AI pipeline lands.
 //! - [`store`]: the write queue (calls never wait for Postgres), idempotent SQL, forwarded Twilio
 //!   callbacks, the call report.
+//! - [`api`]: `/api/…`, the dashboard's JSON API (session cookies, tenant scope, live socket),
+//!   and the built dashboard at `/`.
 //! - [`internal_api`]: `/internal/…`, the edge's HMAC-signed API (events, call report, routing
 //!   snapshot).
 //! - [`registry`]: this node's heartbeat row and the routing snapshot.
 //! - [`drain`]: SIGTERM → refuse new streams, let calls finish, close the rest, exit 0.
 //! - [`metrics`]: the Prometheus series at `/metrics`.
 //! - [`call_control`]: hanging a call up over Twilio's REST API.
+//! - [`twilio_rest`]: Twilio's REST API (send SMS, update a live call), typed errors.
+//! - [`jobs`]: the Postgres job queue every node works (SKIP LOCKED, leases, retries) and its
+//!   handlers: missed-call text-back, SMS sends, the AI's SMS takeover, retention, post-call
+//!   summary and lead e-mails (SMTP).
+//! - [`sms`]: SMS threads: callers' texts, the owner's relays and commands, the 60 s takeover.
 //! - [`admin`]: migrations, tenants, numbers and users from the command line.
 //! - [`simulate`]: Twilio's side of a call, for tests, the demo and benchmarks.
 //! - [`local_postgres`]: a private Postgres cluster from the machine's `initdb`/`pg_ctl`, used when
@@ -30,17 +37,21 @@
 
 pub mod admin;
 pub mod agent;
+pub mod api;
 pub mod call_control;
 pub mod config;
 pub mod db;
 pub mod drain;
 pub mod internal_api;
+pub mod jobs;
 pub mod local_postgres;
 pub mod media;
 pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod simulate;
+pub mod sms;
 pub mod speech;
 pub mod store;
 pub mod telemetry;
+pub mod twilio_rest;

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod browser_e2e;
 mod dashboard;
 mod db;
 mod demo;

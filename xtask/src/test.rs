@@ -73,6 +73,11 @@ pub const STEPS: &[Step] = &[
         about: "dashboard/: npm ci when needed, tsc type check, Vitest component tests, vite build",
         run: crate::dashboard::step,
     },
+    Step {
+        name: "browser-e2e",
+        about: "the dashboard in Debian's Chromium (playwright-core) against a real node, edge and Postgres; screenshots in test-output/",
+        run: crate::browser_e2e::step,
+    },
 ];
 
 pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {

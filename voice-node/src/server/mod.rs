@@ -7,6 +7,7 @@
 //! - `GET /metrics`: Prometheus text ([`crate::metrics`]).
 //! - `WS /media`, `WS /media/{node_id}`: Twilio Media Streams ([`media_route`]).
 //! - `/internal/…`: the edge's signed API ([`crate::internal_api`]).
+//! - `/api/…` and `/`: the dashboard's JSON API and the built app ([`crate::api`]).
 
 pub mod error;
 pub mod media_route;
@@ -63,6 +64,8 @@ pub struct NodeState {
     pub session_ctx: Arc<SessionContext>,
     /// When this node started (its registry row's `started_at`).
     pub started_at: chrono::DateTime<Utc>,
+    /// The dashboard API's login limiter and live fan-out ([`crate::api`]).
+    pub api: crate::api::ApiShared,
 }
 
 impl NodeState {
@@ -113,6 +116,7 @@ impl NodeState {
             sessions: SessionTracker::new(),
             session_ctx,
             started_at: Utc::now(),
+            api: crate::api::ApiShared::default(),
         })
     }
 }
@@ -126,6 +130,8 @@ pub fn app(state: AppState) -> Router {
         .route("/media", get(media_route::media))
         .route("/media/{node_id}", get(media_route::media_for_node))
         .merge(crate::internal_api::routes())
+        .merge(crate::api::routes(&state))
+        .merge(crate::api::dashboard::router(&state.config.dashboard_dir))
         .with_state(state)
 }
 
@@ -224,6 +230,9 @@ const FINAL_FLUSH: Duration = Duration::from_secs(15);
 /// How long sessions get to close once told to (after the grace period).
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
+/// How long job workers get to finish their current job on drain.
+const JOB_STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// Serves on `listener` (with the heartbeat) until `signal` resolves, then drains (see
 /// [`crate::drain`]) and returns.
 pub async fn run_until_drained(
@@ -238,14 +247,20 @@ pub async fn run_until_drained(
         state.drain.clone(),
         state.started_at,
     );
+    // The job queue (text-backs, SMS, retention): every node works it.
+    let jobs = crate::jobs::worker::start_for_node(&state.pool, &state.config).await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = app(Arc::clone(&state));
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
+        // Connect info: the dashboard API rate-limits logins and audits changes by client address.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await
     });
 
     signal.await;
@@ -281,6 +296,10 @@ pub async fn run_until_drained(
         Err(_) => tracing::warn!("server did not stop within 5 s"),
     }
     heartbeat.abort();
+    if let Some(jobs) = jobs {
+        // A job still running then is picked up by another node when its lease expires.
+        jobs.stop(JOB_STOP_WAIT).await;
+    }
     if !state.store.flush(FINAL_FLUSH).await {
         tracing::error!(
             queued = state.store.depth(),

@@ -1,7 +1,8 @@
 //! Forwarded Twilio callbacks (`POST /internal/events`), applied once each.
 //!
 //! Each event is applied in one transaction together with its proof of application: a
-//! `call_events` row (or, for SMS, an `sms_messages` row) carrying the event's idempotency key.
+//! `call_events` row (or, for SMS, an `sms_messages` row; for the owner's texts, the queued
+//! `sms_send` job keyed on the MessageSid: see [`crate::sms`]) carrying the event's idempotency key.
 //! When that insert finds the key already there, the transaction is rolled back and the event
 //! reported as a duplicate, so a callback retried by Twilio, or offered by the edge to two nodes,
 //! has exactly one effect.
@@ -281,6 +282,22 @@ async fn call_status(
     .bind(cb.call_duration.map(|d| i32::try_from(d).unwrap_or(i32::MAX)))
     .execute(&mut **tx)
     .await?;
+    if status == "completed" {
+        // Receptionist calls get a post-call summary and e-mail (`crate::jobs::summary`), once the
+        // transcript's last writes (the node's write queue) have had time to land.
+        let mode: String = sqlx::query_scalar("SELECT mode FROM calls WHERE id = $1")
+            .bind(call.id)
+            .fetch_one(&mut **tx)
+            .await?;
+        if mode == "receptionist" {
+            let run_at = at + chrono::Duration::seconds(30);
+            crate::jobs::queue::enqueue(
+                &mut **tx,
+                &crate::jobs::summary::job(call.tenant_id, call.id, run_at),
+            )
+            .await?;
+        }
+    }
     Ok(Applied::Applied)
 }
 
@@ -382,46 +399,31 @@ async fn incoming_sms(
     sms: &IncomingSms,
 ) -> Result<Applied, sqlx::Error> {
     let to = normalize_e164(&sms.to).unwrap_or_else(|| sms.to.clone());
-    let Some(number) = sqlx::query("SELECT id, tenant_id FROM phone_numbers WHERE e164 = $1")
-        .bind(&to)
-        .fetch_optional(&mut **tx)
-        .await?
+    let Some(number) =
+        sqlx::query("SELECT id, tenant_id, owner_phone FROM phone_numbers WHERE e164 = $1")
+            .bind(&to)
+            .fetch_optional(&mut **tx)
+            .await?
     else {
         return Ok(Applied::Ignored("unknown number"));
     };
-    let Some(caller) = normalize_e164(&sms.from) else {
+    let Some(from) = normalize_e164(&sms.from) else {
         return Ok(Applied::Ignored("sender is not a phone number"));
     };
-    let tenant_id: Uuid = number.get("tenant_id");
-    let number_id: Uuid = number.get("id");
-    let thread_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO sms_threads (tenant_id, number_id, caller_number, last_message_at)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (number_id, caller_number) WHERE state <> 'closed'
-         DO UPDATE SET last_message_at = GREATEST(sms_threads.last_message_at, EXCLUDED.last_message_at)
-         RETURNING id",
-    )
-    .bind(tenant_id)
-    .bind(number_id)
-    .bind(&caller)
-    .bind(received_at(event))
-    .fetch_one(&mut **tx)
-    .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO sms_messages (tenant_id, thread_id, message_sid, direction, author, body,
-                                   status, idempotency_key, created_at)
-         VALUES ($1, $2, $3, 'inbound', 'caller', $4, 'received', $5, $6)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant_id)
-    .bind(thread_id)
-    .bind(&sms.message_sid)
-    .bind(&sms.body)
-    .bind(&event.idempotency_key)
-    .bind(received_at(event))
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() == 1 {
+    let owner_phone: Option<String> = number.get("owner_phone");
+    // Thread, message, relay to the owner and the AI's takeover timer: `crate::sms`.
+    let inbound = crate::sms::Inbound {
+        tenant_id: number.get("tenant_id"),
+        number_id: number.get("id"),
+        number: &to,
+        owner_phone: owner_phone.as_deref(),
+        from: &from,
+        body: &sms.body,
+        message_sid: &sms.message_sid,
+        idempotency_key: &event.idempotency_key,
+        at: received_at(event),
+    };
+    if crate::sms::on_inbound(tx, &inbound).await? {
         Ok(Applied::Applied)
     } else {
         Ok(Applied::Duplicate)

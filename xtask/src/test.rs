@@ -203,12 +203,23 @@ fn tests(ctx: &mut Context) -> anyhow::Result<()> {
             (cluster.url(), Some(cluster))
         }
     };
+    // The AI tests load real models: fetched once into the user cache, reused by later runs.
+    let models = std::env::var("CALLGATE_MODELS_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .map_or_else(
+            || crate::models::user_cache_dir().map(|d| d.join("models")),
+            Ok,
+        )?;
+    crate::models::ensure_models(&models)?;
     let all_targets = run_cmd(
         cmd(
             "cargo",
             ["test", "--workspace", "--all-targets", "--no-fail-fast"],
         )
-        .env("DATABASE_URL", &url),
+        .env("DATABASE_URL", &url)
+        .env("CALLGATE_MODELS_DIR", &models),
     );
     // `--all-targets` leaves out doc tests; they need their own run.
     let doc = run_cmd(

@@ -11,8 +11,9 @@
 //! block if an agent falls more than [`MAX_QUEUED_AUDIO`] frames behind. Heavy synchronous work
 //! (STT, embeddings) belongs in `spawn_blocking` inside the agent.
 //!
-//! Until issue 5 lands, [`greeting_recorder::GreetingRecorder`] is the agent: it greets, records
-//! what the caller says as untranscribed turns, and says so.
+//! The node's agent is `crate::ai::agent::AiAgent` (the offline AI pipeline) when its models are
+//! installed; otherwise [`greeting_recorder::GreetingRecorder`], which greets, records what the
+//! caller says as untranscribed turns, and says so.
 
 pub mod greeting_recorder;
 pub mod vad;
@@ -170,6 +171,45 @@ pub enum AgentAction {
     Hangup(CallOutcome),
     /// Persist a transcript turn.
     Turn(TranscriptTurn),
+    /// Persist the call's screening verdict.
+    Screening(ScreeningVerdict),
+}
+
+/// What screening does with a caller (the `screening_results.action` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScreeningAction {
+    /// Put the caller through to the owner.
+    Transfer,
+    /// Take a message.
+    TakeMessage,
+    /// End the call politely.
+    EndCall,
+}
+
+impl ScreeningAction {
+    /// The database spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ScreeningAction::Transfer => "transfer",
+            ScreeningAction::TakeMessage => "take_message",
+            ScreeningAction::EndCall => "end_call",
+        }
+    }
+}
+
+/// A screening agent's conclusion about the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScreeningVerdict {
+    /// legit / marketing / spam / unknown.
+    pub label: shared::domain::ScreeningLabel,
+    /// One line for the inbox.
+    pub intent: String,
+    /// 0–1.
+    pub confidence: f32,
+    /// Internal reasoning, for admins.
+    pub rationale: String,
+    /// What was done with the caller.
+    pub action: Option<ScreeningAction>,
 }
 
 /// Why a call's media ended.

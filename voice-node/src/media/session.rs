@@ -27,12 +27,12 @@ use super::player::{Pacing, Player, Step, UtteranceFinished, UtteranceStarted};
 use super::{CloseCause, MediaSink, Outgoing, SinkError, StreamEvent};
 use crate::agent::{
     AgentAction, AgentEvent, AgentFactory, AgentHandle, CallClock, CallStarted, DeliveryError,
-    EndReason, InboundAudio, Speaker, TranscriptTurn,
+    EndReason, InboundAudio, ScreeningVerdict, Speaker, TranscriptTurn,
 };
 use crate::call_control::CallControl;
 use crate::drain::{self, DrainState};
 use crate::metrics::Metrics;
-use crate::store::writes::{CallEndedRow, CallEventRow, CallStartedRow, TurnRow};
+use crate::store::writes::{CallEndedRow, CallEventRow, CallStartedRow, ScreeningRow, TurnRow};
 use crate::store::{Write, WriteQueue};
 
 /// How long a socket may take to send `start` after the upgrade.
@@ -485,6 +485,7 @@ impl Call {
                         hangup_deadline.get_or_insert(Instant::now() + GOODBYE_MAX);
                     }
                     Some(AgentAction::Turn(turn)) => self.write_turn(turn),
+                    Some(AgentAction::Screening(verdict)) => self.write_screening(verdict),
                     None => {
                         tracing::error!(call_sid = %self.call_sid, "agent task ended before the call");
                         return Ending {
@@ -594,6 +595,13 @@ impl Call {
         }));
     }
 
+    fn write_screening(&mut self, verdict: ScreeningVerdict) {
+        self.ctx.store.push(Write::Screening(ScreeningRow {
+            call_sid: self.call_sid.clone(),
+            verdict,
+        }));
+    }
+
     /// Records a node event (non-critical: shed first when the queue is long).
     fn event(&mut self, kind: &'static str, payload: serde_json::Value) {
         let key = format!("node:{}:{}", self.stream_sid, self.next_event);
@@ -624,6 +632,7 @@ impl Call {
         while let Ok(action) = self.agent.actions.try_recv() {
             match action {
                 AgentAction::Turn(turn) => self.write_turn(turn),
+                AgentAction::Screening(verdict) => self.write_screening(verdict),
                 AgentAction::Hangup(outcome) => agent_outcome = Some(outcome),
                 AgentAction::Say(_) | AgentAction::Interrupt => {}
             }

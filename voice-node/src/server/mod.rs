@@ -28,9 +28,6 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::agent::AgentFactory;
-use crate::agent::greeting_recorder::{
-    GreetingRecorderFactory, PromptVoice, Prompts, RecorderConfig,
-};
 use crate::call_control::{CallControl, TwilioRest};
 use crate::config::Config;
 use crate::drain::{Drain, SessionTracker};
@@ -201,13 +198,8 @@ pub async fn serve() -> anyhow::Result<ExitCode> {
         .await
         .context("applying migrations")?;
 
-    let prompts = Arc::new(Prompts::new(PromptVoice::Espeak));
-    let warm = Arc::clone(&prompts);
-    tokio::spawn(async move { warm.warm_up().await });
-    let agents = Arc::new(GreetingRecorderFactory {
-        prompts,
-        config: RecorderConfig::default(),
-    });
+    // The offline AI agent when its models are installed; the greeting recorder otherwise.
+    let agents = crate::ai::agent::agent_factory(Some(pool.clone())).await;
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("binding LISTEN_ADDR {}", config.listen_addr))?;

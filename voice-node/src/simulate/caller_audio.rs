@@ -1,7 +1,14 @@
-//! What the simulated caller sends: a noise floor between sentences, and sentences (espeak-ng
-//! speech or a raw mu-law file) cut into 20 ms frames.
+//! What the simulated caller sends: a noise floor between sentences, and sentences (Piper speech
+//! when the offline models are installed, else espeak-ng; or a raw mu-law file) cut into 20 ms
+//! frames. Piper matters for realism: Whisper transcribes it almost perfectly, espeak-ng's robotic
+//! voice poorly (reference/offline_ai.md: 2–4 % vs ~30 % WER), and real callers sound like the
+//! former.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use crate::ai::models::ModelPaths;
+use crate::ai::tts_piper::PiperVoice;
 
 use anyhow::Context;
 use shared::mulaw::{self, FRAME_BYTES};
@@ -43,11 +50,20 @@ impl Utterance {
         }
     }
 
-    /// Synthesizes `sentence` with the offline voice (espeak-ng + sox).
+    /// Synthesizes `sentence` with Piper when its models are installed, else espeak-ng + sox.
     pub async fn speak(sentence: &str) -> anyhow::Result<Self> {
-        let audio = crate::speech::synthesize_mulaw(sentence)
-            .await
-            .with_context(|| format!("synthesizing {sentence:?}"))?;
+        let audio = match piper().await {
+            Some(voice) => {
+                let text = sentence.to_owned();
+                tokio::task::spawn_blocking(move || voice.synthesize_mulaw(&text))
+                    .await
+                    .context("the Piper task failed")?
+                    .with_context(|| format!("synthesizing {sentence:?} with Piper"))?
+            }
+            None => crate::speech::synthesize_mulaw(sentence)
+                .await
+                .with_context(|| format!("synthesizing {sentence:?}"))?,
+        };
         Ok(Self::from_mulaw(sentence, audio))
     }
 
@@ -70,6 +86,29 @@ impl Utterance {
     pub fn frame(&self, i: usize) -> &[u8] {
         &self.audio[i * FRAME_BYTES..(i + 1) * FRAME_BYTES]
     }
+}
+
+/// The Piper voice, loaded once per process (~1.5 s), or `None` when the models are absent or
+/// fail to load (then espeak-ng speaks, with a warning).
+async fn piper() -> Option<Arc<PiperVoice>> {
+    static VOICE: OnceLock<Option<Arc<PiperVoice>>> = OnceLock::new();
+    if let Some(voice) = VOICE.get() {
+        return voice.clone();
+    }
+    let loaded = tokio::task::spawn_blocking(|| {
+        let paths = ModelPaths::from_env().ok()?.piper?;
+        match PiperVoice::load(&paths.onnxruntime, &paths.model, &paths.config) {
+            Ok(voice) => Some(Arc::new(voice)),
+            Err(err) => {
+                tracing::warn!(error = %err, "Piper voice failed to load; the caller speaks with espeak-ng");
+                None
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    VOICE.get_or_init(|| loaded).clone()
 }
 
 fn frames_in(audio: &[u8]) -> usize {

@@ -165,6 +165,7 @@ fn short(write: &Write) -> (&'static str, &str) {
         Write::Turn(r) => ("turn", &r.call_sid),
         Write::AgentTurnEnded { call_sid, .. } => ("agent_turn_ended", call_sid),
         Write::CallEnded(r) => ("call_ended", &r.call_sid),
+        Write::Screening(r) => ("screening", &r.call_sid),
     }
 }
 

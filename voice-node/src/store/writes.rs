@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use shared::domain::{CallMode, CallOutcome};
 use sqlx::PgConnection;
 
-use crate::agent::{Speaker, TurnTimings};
+use crate::agent::{ScreeningAction, Speaker, TurnTimings};
 
 /// One write a call asks for.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub enum Write {
     },
     /// The call's media ended.
     CallEnded(CallEndedRow),
+    /// The screening verdict (one per call; a later one replaces it).
+    Screening(ScreeningRow),
 }
 
 impl Write {
@@ -116,6 +118,15 @@ pub struct CallEndedRow {
     /// Whether the call itself is over (agent hung up, Twilio sent `stop`), so a status still
     /// `in_progress` becomes `completed` without waiting for Twilio's status callback.
     pub call_over: bool,
+}
+
+/// A `screening_results` row.
+#[derive(Debug, Clone)]
+pub struct ScreeningRow {
+    /// The call.
+    pub call_sid: String,
+    /// The verdict.
+    pub verdict: crate::agent::ScreeningVerdict,
 }
 
 fn to_i32(v: u32) -> i32 {
@@ -231,6 +242,26 @@ pub async fn apply(conn: &mut PgConnection, write: &Write) -> Result<u64, sqlx::
             .bind(row.ended_at)
             .bind(to_i32(row.duration_s))
             .bind(row.call_over)
+            .execute(&mut *conn)
+            .await?
+        }
+        Write::Screening(row) => {
+            let v = &row.verdict;
+            sqlx::query(
+                "INSERT INTO screening_results (tenant_id, call_id, label, intent, confidence,
+                                                rationale, action)
+                 SELECT c.tenant_id, c.id, $2, $3, $4, $5, $6 FROM calls c WHERE c.call_sid = $1
+                 ON CONFLICT (call_id) DO UPDATE SET
+                     label = EXCLUDED.label, intent = EXCLUDED.intent,
+                     confidence = EXCLUDED.confidence, rationale = EXCLUDED.rationale,
+                     action = EXCLUDED.action",
+            )
+            .bind(&row.call_sid)
+            .bind(v.label.as_str())
+            .bind(&v.intent)
+            .bind(v.confidence.clamp(0.0, 1.0))
+            .bind(&v.rationale)
+            .bind(v.action.map(ScreeningAction::as_str))
             .execute(&mut *conn)
             .await?
         }

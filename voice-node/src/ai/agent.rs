@@ -1,0 +1,666 @@
+//! [`AiAgent`]: the call agent of the offline pipeline, for every mode.
+//!
+//! Per call: an energy VAD cuts the caller's utterances (with start/stop hangover) → Whisper
+//! transcribes each on the inference pool → the mode's flow decides the reply (screening:
+//! classifier verdict; receptionist and forward-missed: knowledge-base answer) → espeak-ng
+//! speaks it clause by clause with Piper (espeak-ng when Piper is not installed; the first
+//! clause goes out while the rest is synthesized).
+//! Caller speech of at least `barge_in_frames` over the agent's own speech interrupts it.
+//! Every turn carries its timings (end of caller speech, STT final, reply text ready, first TTS
+//! audio; the session adds the first frame sent).
+//!
+//! Without model files the node runs [`GreetingRecorder`](crate::agent::greeting_recorder)
+//! instead ([`agent_factory`]), with a warning saying how to get them.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use shared::domain::{CallMode, CallOutcome, ScreeningLabel};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::AiModels;
+use super::flow::receptionist::{ReceptionistFlow, ReceptionistState};
+use super::flow::screening::{ScreeningFlow, ScreeningState};
+use super::flow::{After, Reply, clauses};
+use super::kb::{self, KnowledgeBase};
+use super::pool::InferencePool;
+use super::screening::{self, ScreeningClassifier};
+use crate::agent::greeting_recorder::{
+    GreetingRecorderFactory, PromptVoice, Prompts, RecorderConfig,
+};
+use crate::agent::vad::{EnergyVad, VadConfig, VadTransition};
+use crate::agent::{
+    AgentAction, AgentEvent, AgentFactory, AgentHandle, AgentOutput, CallAgent, CallClock,
+    CallStarted, EndReason, ScreeningVerdict, Speaker, SpeechAudio, TranscriptTurn, TurnTimings,
+    UtteranceId,
+};
+use crate::metrics::Metrics;
+
+/// Bytes of one 20 ms mu-law frame.
+const FRAME: usize = 160;
+
+/// Tuning of the AI agent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AiAgentConfig {
+    /// Voiced frames over the agent's speech that count as barge-in (10 = 200 ms): shorter
+    /// noises and back-channel words ("mm-hm") do not interrupt.
+    pub barge_in_frames: u32,
+    /// The VAD's tuning (stop hangover 500 ms: a short pause inside a sentence does not end it).
+    pub vad: VadConfig,
+    /// While the caller talks longer than this, a partial transcript is made every this many
+    /// ms of speech (logged; the final transcript replaces it).
+    pub partial_every_ms: u32,
+    /// How replies are voiced: `Espeak` means the Piper voice when it is installed, espeak-ng
+    /// otherwise; `Tone` is for tests that must not depend on a synthesizer.
+    pub voice: PromptVoice,
+}
+
+impl Default for AiAgentConfig {
+    fn default() -> Self {
+        AiAgentConfig {
+            barge_in_frames: 10,
+            // 500 ms of silence ends a turn: the upper end of what the measurements suggest
+            // (300–500 ms) since a phone caller pauses mid-sentence more than a reader does.
+            vad: VadConfig {
+                stop_frames: 25,
+                ..VadConfig::default()
+            },
+            // Only long turns: a partial holds the inference pool for ~0.5 s, which the final
+            // transcript of a short turn would wait for.
+            partial_every_ms: 5_000,
+            voice: PromptVoice::Espeak,
+        }
+    }
+}
+
+/// What every AI call of the node shares.
+#[derive(Debug)]
+struct Shared {
+    /// The models.
+    models: Arc<AiModels>,
+    /// Where inference runs.
+    pool: InferencePool,
+    /// The tenant's KB and examples; `None` in tests without a database.
+    db: Option<PgPool>,
+    /// Tuning.
+    config: AiAgentConfig,
+}
+
+/// Starts an [`AiAgent`] for every call.
+#[derive(Debug, Clone)]
+pub struct AiAgentFactory {
+    /// Shared by the calls.
+    shared: Arc<Shared>,
+}
+
+impl AiAgentFactory {
+    /// A factory over loaded models.
+    pub fn new(
+        models: Arc<AiModels>,
+        pool: InferencePool,
+        db: Option<PgPool>,
+        config: AiAgentConfig,
+    ) -> Self {
+        AiAgentFactory {
+            shared: Arc::new(Shared {
+                models,
+                pool,
+                db,
+                config,
+            }),
+        }
+    }
+}
+
+impl AgentFactory for AiAgentFactory {
+    fn start(&self, call: &CallStarted, metrics: Arc<Metrics>) -> AgentHandle {
+        AgentHandle::spawn(AiAgent::new(Arc::clone(&self.shared), call), metrics)
+    }
+}
+
+/// The node's agent factory: the AI agent when the models are installed, otherwise the
+/// greeting recorder with a warning (the node still answers calls).
+pub async fn agent_factory(db: Option<PgPool>) -> Arc<dyn AgentFactory> {
+    let pool = InferencePool::for_this_machine();
+    match AiModels::load_from_env(&pool).await {
+        Ok(models) => Arc::new(AiAgentFactory::new(
+            models,
+            pool,
+            db,
+            AiAgentConfig::default(),
+        )),
+        Err(err) => {
+            tracing::warn!(
+                error = %err,
+                "offline AI models unavailable: calls get the greeting recorder (no speech \
+                 recognition); run `cargo xtask models` and set CALLGATE_MODELS_DIR"
+            );
+            let prompts = Arc::new(Prompts::new(PromptVoice::Espeak));
+            let warm = Arc::clone(&prompts);
+            tokio::spawn(async move { warm.warm_up().await });
+            Arc::new(GreetingRecorderFactory {
+                prompts,
+                config: RecorderConfig::default(),
+            })
+        }
+    }
+}
+
+/// The mode's dialogue.
+#[derive(Debug)]
+enum Flow {
+    Screening(ScreeningFlow),
+    Receptionist(ReceptionistFlow),
+}
+
+/// One call's AI agent; see the module docs.
+#[derive(Debug)]
+pub struct AiAgent {
+    /// Models, pool, database, tuning.
+    shared: Arc<Shared>,
+    /// The call clock.
+    clock: CallClock,
+    /// For logs.
+    call_sid: String,
+    /// The tenant, when its id parses.
+    tenant: Option<Uuid>,
+    /// The dialogue.
+    flow: Flow,
+    /// The tenant's KB, loaded at the first question.
+    kb: Option<KnowledgeBase>,
+    /// The classifier with the tenant's own examples, built at the first introduction.
+    classifier: Option<ScreeningClassifier>,
+    /// Cuts utterances.
+    vad: EnergyVad,
+    /// The last few frames before speech starts (the VAD reports a start a few frames late).
+    preroll: VecDeque<u8>,
+    /// Mu-law of the current utterance.
+    utterance: Vec<u8>,
+    /// Utterance bytes already covered by a partial transcript.
+    partial_at: usize,
+    /// Call-clock ms when the current utterance started.
+    speech_started_ms: u32,
+    /// Call-clock ms of the end of the last voiced frame.
+    last_voiced_end_ms: u32,
+    /// Utterances said and not yet played out.
+    talking: HashSet<UtteranceId>,
+    /// Barge-in already signalled for the current talk.
+    barged_in: bool,
+    /// Set once the flow has said goodbye.
+    outcome: Option<CallOutcome>,
+    /// Caller utterances transcribed.
+    caller_turns: u32,
+}
+
+impl AiAgent {
+    fn new(shared: Arc<Shared>, call: &CallStarted) -> Self {
+        let vad = EnergyVad::new(shared.config.vad);
+        AiAgent {
+            clock: call.clock,
+            call_sid: call.call_sid.clone(),
+            tenant: call.tenant_id.parse().ok(),
+            flow: match call.mode {
+                CallMode::Screening => Flow::Screening(ScreeningFlow::new()),
+                CallMode::Receptionist | CallMode::Forward => {
+                    Flow::Receptionist(ReceptionistFlow::new())
+                }
+            },
+            kb: None,
+            classifier: None,
+            vad,
+            preroll: VecDeque::new(),
+            utterance: Vec::new(),
+            partial_at: 0,
+            speech_started_ms: 0,
+            last_voiced_end_ms: 0,
+            talking: HashSet::new(),
+            barged_in: false,
+            outcome: None,
+            caller_turns: 0,
+            shared,
+        }
+    }
+
+    /// Speaks `text` clause by clause: the first clause is synthesized now and queued as a
+    /// stream; the rest follow from a task, stopping if the caller barges in.
+    async fn speak(&mut self, text: &str, mut timings: TurnTimings, out: &AgentOutput) {
+        let parts = clauses(text);
+        let Some((first, rest)) = parts.split_first() else {
+            return;
+        };
+        let first_audio = synthesize(&self.shared, first).await;
+        timings.first_tts_byte_ms = Some(self.clock.now_ms());
+        let (tx, rx) = mpsc::channel(8);
+        let _ = tx.send(first_audio).await;
+        let id = out.say(SpeechAudio::Stream(rx), text, timings);
+        self.talking.insert(id);
+        let rest: Vec<String> = rest.to_vec();
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            for clause in rest {
+                let audio = synthesize(&shared, &clause).await;
+                if tx.send(audio).await.is_err() {
+                    break; // interrupted: nobody is listening
+                }
+            }
+        });
+    }
+
+    async fn reply(&mut self, reply: Reply, timings: TurnTimings, out: &AgentOutput) {
+        self.speak(&reply.text, timings, out).await;
+        if let After::Hangup(outcome) = reply.after {
+            self.outcome = Some(outcome);
+            out.send(AgentAction::Hangup(outcome));
+        }
+    }
+
+    async fn transcribe(&self, mulaw: Vec<u8>) -> Option<String> {
+        let models = Arc::clone(&self.shared.models);
+        let t0 = StdInstant::now();
+        let seconds = mulaw.len() as f32 / 8000.0;
+        let result = self
+            .shared
+            .pool
+            .run(move || {
+                let samples = super::audio::phone_to_whisper(&mulaw);
+                models.transcriber.transcribe(&samples)
+            })
+            .await;
+        match result {
+            Ok(Ok(text)) => {
+                tracing::debug!(
+                    call_sid = %self.call_sid,
+                    audio_s = seconds,
+                    ms = t0.elapsed().as_millis() as u64,
+                    "transcribed"
+                );
+                Some(text)
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(call_sid = %self.call_sid, error = %err, "speech recognition failed");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(call_sid = %self.call_sid, error = %err, "speech recognition job failed");
+                None
+            }
+        }
+    }
+
+    /// The caller finished an utterance: transcribe, record, answer.
+    async fn on_utterance(&mut self, mulaw: Vec<u8>, out: &AgentOutput) {
+        let speech_end_ms = self.last_voiced_end_ms;
+        let Some(text) = self.transcribe(mulaw).await else {
+            return;
+        };
+        let stt_final_ms = self.clock.now_ms();
+        if !has_words(&text) {
+            return;
+        }
+        self.caller_turns += 1;
+        out.send(AgentAction::Turn(TranscriptTurn {
+            speaker: Speaker::Caller,
+            text: text.clone(),
+            started_ms: self.speech_started_ms,
+            ended_ms: speech_end_ms,
+            timings: TurnTimings {
+                speech_end_ms: Some(speech_end_ms),
+                stt_final_ms: Some(stt_final_ms),
+                ..TurnTimings::default()
+            },
+        }));
+        if self.outcome.is_some() {
+            return;
+        }
+        let reply = match &self.flow {
+            Flow::Screening(flow) if flow.wants_verdict() => {
+                let verdict = self.classify(&text).await;
+                let Flow::Screening(flow) = &mut self.flow else {
+                    return;
+                };
+                let (reply, action) = flow.on_introduction(verdict.label);
+                tracing::info!(
+                    call_sid = %self.call_sid,
+                    label = %verdict.label,
+                    confidence = verdict.confidence,
+                    "caller screened"
+                );
+                out.send(AgentAction::Screening(ScreeningVerdict {
+                    action: Some(action),
+                    ..verdict
+                }));
+                Some(reply)
+            }
+            Flow::Screening(_) => {
+                let Flow::Screening(flow) = &mut self.flow else {
+                    return;
+                };
+                flow.on_caller(&text)
+            }
+            Flow::Receptionist(flow) => {
+                let answer = if flow.wants_answer() {
+                    self.kb_answer(&text).await
+                } else {
+                    None
+                };
+                let Flow::Receptionist(flow) = &mut self.flow else {
+                    return;
+                };
+                flow.on_caller(&text, answer.as_deref())
+            }
+        };
+        let Some(reply) = reply else {
+            return;
+        };
+        let timings = TurnTimings {
+            speech_end_ms: Some(speech_end_ms),
+            stt_final_ms: Some(stt_final_ms),
+            first_token_ms: Some(self.clock.now_ms()),
+            ..TurnTimings::default()
+        };
+        self.reply(reply, timings, out).await;
+    }
+
+    /// Classifies the caller's introduction (with the tenant's own examples).
+    async fn classify(&mut self, text: &str) -> ScreeningVerdict {
+        if self.classifier.is_none() {
+            let base = self.shared.models.classifier.clone();
+            let extra = match (&self.shared.db, self.tenant) {
+                (Some(db), Some(tenant)) => {
+                    let models = Arc::clone(&self.shared.models);
+                    let pool = self.shared.pool.clone();
+                    screening::load_tenant_examples(db, tenant, |texts| {
+                        let models = Arc::clone(&models);
+                        let pool = pool.clone();
+                        async move { embed_on_pool(&pool, models, texts).await }
+                    })
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "could not load the tenant's screening examples");
+                        Vec::new()
+                    })
+                }
+                _ => Vec::new(),
+            };
+            self.classifier = Some(base.with_extra(extra));
+        }
+        let classifier = self
+            .classifier
+            .clone()
+            .unwrap_or_else(|| self.shared.models.classifier.clone());
+        let models = Arc::clone(&self.shared.models);
+        let owned = text.to_owned();
+        match self
+            .shared
+            .pool
+            .run(move || classifier.classify(&models.embedder, &owned))
+            .await
+        {
+            Ok(Ok(v)) => ScreeningVerdict {
+                label: v.label,
+                intent: v.intent,
+                confidence: v.confidence,
+                rationale: v.rationale,
+                action: None,
+            },
+            Ok(Err(err)) => unknown_verdict(&err.to_string()),
+            Err(err) => unknown_verdict(&err.to_string()),
+        }
+    }
+
+    /// The tenant's KB answer to `question`, if any is close enough.
+    async fn kb_answer(&mut self, question: &str) -> Option<String> {
+        if self.kb.is_none() {
+            let loaded = match (&self.shared.db, self.tenant) {
+                (Some(db), Some(tenant)) => {
+                    let models = Arc::clone(&self.shared.models);
+                    let pool = self.shared.pool.clone();
+                    kb::load_for_tenant(db, tenant, |texts| {
+                        let models = Arc::clone(&models);
+                        let pool = pool.clone();
+                        async move { embed_on_pool(&pool, models, texts).await }
+                    })
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "could not load the tenant's knowledge base");
+                        KnowledgeBase::default()
+                    })
+                }
+                _ => KnowledgeBase::default(),
+            };
+            self.kb = Some(loaded);
+        }
+        let kb = self.kb.as_ref()?;
+        if kb.is_empty() {
+            return None;
+        }
+        let query = embed_on_pool(
+            &self.shared.pool,
+            Arc::clone(&self.shared.models),
+            vec![question.to_owned()],
+        )
+        .await
+        .ok()?
+        .pop()?;
+        let found = kb.answer(&query);
+        tracing::debug!(
+            call_sid = %self.call_sid,
+            similarity = kb.nearest(&query).map(|m| m.similarity),
+            answered = found.is_some(),
+            "knowledge base lookup"
+        );
+        found.map(|m| m.entry.answer.clone())
+    }
+
+    /// A partial transcript of a long utterance still in progress.
+    async fn partial(&mut self) {
+        let audio = self.utterance.clone();
+        self.partial_at = audio.len();
+        if let Some(text) = self.transcribe(audio).await {
+            tracing::debug!(call_sid = %self.call_sid, partial = %text, "partial transcript");
+        }
+    }
+
+    async fn on_audio(&mut self, frame: &[u8], frame_end_ms: u32, out: &AgentOutput) {
+        let start_frames = self.shared.config.vad.start_frames as usize;
+        let transition = self.vad.push(frame);
+        if self.vad.voiced_run() > 0 {
+            self.last_voiced_end_ms = frame_end_ms;
+        }
+        match transition {
+            VadTransition::SpeechStarted => {
+                self.speech_started_ms =
+                    frame_end_ms.saturating_sub(self.shared.config.vad.start_frames * 20);
+                self.utterance.clear();
+                self.utterance.extend(self.preroll.drain(..));
+                self.utterance.extend_from_slice(frame);
+                self.partial_at = 0;
+            }
+            VadTransition::SpeechEnded => {
+                self.utterance.extend_from_slice(frame);
+                // Drop most of the trailing silence (the stop hangover), keep 200 ms.
+                let hangover = self.shared.config.vad.stop_frames as usize * FRAME;
+                let keep = self
+                    .utterance
+                    .len()
+                    .saturating_sub(hangover.saturating_sub(10 * FRAME));
+                self.utterance.truncate(keep);
+                let utterance = std::mem::take(&mut self.utterance);
+                self.on_utterance(utterance, out).await;
+            }
+            VadTransition::None if self.vad.is_speaking() => {
+                self.utterance.extend_from_slice(frame);
+                let every = self.shared.config.partial_every_ms as usize * 8;
+                if self.utterance.len() - self.partial_at >= every {
+                    self.partial().await;
+                }
+            }
+            VadTransition::None => {
+                self.preroll.extend(frame);
+                while self.preroll.len() > (start_frames + 2) * FRAME {
+                    self.preroll.pop_front();
+                }
+            }
+        }
+        if !self.talking.is_empty()
+            && !self.barged_in
+            && self.vad.voiced_run() >= self.shared.config.barge_in_frames
+        {
+            self.barged_in = true;
+            out.send(AgentAction::Interrupt);
+        }
+    }
+
+    async fn on_ended(&mut self, reason: EndReason, out: &AgentOutput) {
+        // A message often ends with the caller hanging up mid-sentence: keep it.
+        let taking_message = matches!(
+            &self.flow,
+            Flow::Screening(f) if f.state == ScreeningState::TakingMessage
+        ) || matches!(
+            &self.flow,
+            Flow::Receptionist(f) if f.state == ReceptionistState::TakingMessage
+        );
+        if self.vad.is_speaking() && self.utterance.len() >= 25 * FRAME {
+            let audio = std::mem::take(&mut self.utterance);
+            let end_ms = self.last_voiced_end_ms;
+            if let Some(text) = self.transcribe(audio).await.filter(|t| has_words(t)) {
+                self.caller_turns += 1;
+                out.send(AgentAction::Turn(TranscriptTurn {
+                    speaker: Speaker::Caller,
+                    text,
+                    started_ms: self.speech_started_ms,
+                    ended_ms: end_ms,
+                    timings: TurnTimings {
+                        speech_end_ms: Some(end_ms),
+                        stt_final_ms: Some(self.clock.now_ms()),
+                        ..TurnTimings::default()
+                    },
+                }));
+                if taking_message && self.outcome.is_none() {
+                    self.outcome = Some(CallOutcome::MessageTaken);
+                }
+            }
+        }
+        let outcome = self
+            .outcome
+            .unwrap_or(if taking_message && self.caller_turns > 1 {
+                CallOutcome::MessageTaken
+            } else if self.caller_turns > 0 {
+                CallOutcome::Completed
+            } else if matches!(reason, EndReason::Stopped | EndReason::SocketClosed) {
+                CallOutcome::Abandoned
+            } else {
+                CallOutcome::Failed
+            });
+        out.send(AgentAction::Hangup(outcome));
+    }
+}
+
+impl CallAgent for AiAgent {
+    async fn on_event(&mut self, event: AgentEvent, out: &AgentOutput) {
+        match event {
+            AgentEvent::Started(_) => {
+                let greeting = match &self.flow {
+                    Flow::Screening(f) => f.start(),
+                    Flow::Receptionist(f) => f.start(),
+                };
+                self.reply(greeting, TurnTimings::default(), out).await;
+            }
+            AgentEvent::Audio(audio) => {
+                let frame_end_ms = self.clock.ms_at(audio.received_at);
+                self.on_audio(audio.audio.as_slice(), frame_end_ms, out)
+                    .await;
+            }
+            AgentEvent::Dtmf(_) => {}
+            AgentEvent::Played { id, .. } => {
+                self.talking.remove(&id);
+                if self.talking.is_empty() {
+                    self.barged_in = false;
+                }
+            }
+            AgentEvent::Ended(reason) => self.on_ended(reason, out).await,
+        }
+    }
+}
+
+/// Embeds `texts` on the pool.
+async fn embed_on_pool(
+    pool: &InferencePool,
+    models: Arc<AiModels>,
+    texts: Vec<String>,
+) -> Result<Vec<Vec<f32>>, super::embed::EmbedError> {
+    pool.run(move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        models.embedder.embed_batch(&refs)
+    })
+    .await
+    .map_err(|e| super::embed::EmbedError::Config(e.to_string()))?
+}
+
+fn unknown_verdict(error: &str) -> ScreeningVerdict {
+    ScreeningVerdict {
+        label: ScreeningLabel::Unknown,
+        intent: "could not classify".into(),
+        confidence: 0.0,
+        rationale: format!("classifier failed: {error}"),
+        action: None,
+    }
+}
+
+/// Whether a transcript has real words (Whisper writes "[BLANK_AUDIO]", "(music)" or "..." for
+/// noise).
+fn has_words(text: &str) -> bool {
+    let t = text.trim();
+    !(t.is_empty()
+        || (t.starts_with('[') && t.ends_with(']'))
+        || (t.starts_with('(') && t.ends_with(')'))
+        || !t.chars().any(char::is_alphanumeric))
+}
+
+/// 8 kHz mu-law for `text`: Piper (on the inference pool) when installed, else espeak-ng, or a
+/// tone when neither works (or in tests).
+async fn synthesize(ctx: &Arc<Shared>, text: &str) -> Vec<u8> {
+    if ctx.config.voice == PromptVoice::Espeak {
+        if ctx.models.piper.is_some() {
+            let models = Arc::clone(&ctx.models);
+            let owned = text.to_owned();
+            let piper = ctx
+                .pool
+                .run(move || models.piper.as_ref().map(|p| p.synthesize_mulaw(&owned)))
+                .await;
+            match piper {
+                Ok(Some(Ok(audio))) => return audio,
+                Ok(Some(Err(err))) => tracing::warn!(error = %err, "Piper failed; using espeak-ng"),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "Piper job failed; using espeak-ng"),
+            }
+        }
+        match crate::speech::synthesize_mulaw(text).await {
+            Ok(audio) => return audio,
+            Err(err) => tracing::warn!(error = %err, "cannot synthesize speech; playing a tone"),
+        }
+    }
+    let ms = (text.len() * 10).clamp(300, 3000);
+    (0..ms * 8)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            shared::mulaw::encode(((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_transcripts_are_not_turns() {
+        assert!(!has_words("[BLANK_AUDIO]"));
+        assert!(!has_words(" ... "));
+        assert!(!has_words("(music)"));
+        assert!(has_words("Hi, it's Ann."));
+    }
+}

@@ -1,0 +1,127 @@
+//! Deterministic dialogue per call mode: what the agent says next and what happens after.
+//!
+//! Flows are plain state machines with no I/O: the agent feeds them what the caller said (and,
+//! for screening, the classifier's verdict; for the receptionist, the knowledge base's answer)
+//! and speaks the [`Reply`] they return. That keeps every branch testable without audio.
+
+pub mod receptionist;
+pub mod screening;
+
+use shared::domain::CallOutcome;
+
+/// What happens once a reply has been said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Wait for the caller.
+    Listen,
+    /// End the call with this outcome.
+    Hangup(CallOutcome),
+}
+
+/// The agent's next words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Spoken, clause by clause.
+    pub text: String,
+    /// Then.
+    pub after: After,
+}
+
+impl Reply {
+    /// Say `text`, then listen.
+    pub fn listen(text: impl Into<String>) -> Self {
+        Reply {
+            text: text.into(),
+            after: After::Listen,
+        }
+    }
+
+    /// Say `text`, then hang up with `outcome`.
+    pub fn hangup(text: impl Into<String>, outcome: CallOutcome) -> Self {
+        Reply {
+            text: text.into(),
+            after: After::Hangup(outcome),
+        }
+    }
+}
+
+/// Splits a reply into clauses to synthesize one at a time, so the first audio goes out after
+/// the first clause rather than the whole reply. Splits after `.`, `?`, `!`, `;` and after
+/// commas once a clause has a few words (a lone "Hello," is too short to be worth a break).
+pub fn clauses(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for ch in text.chars() {
+        current.push(ch);
+        let words = current.split_whitespace().count();
+        let boundary = matches!(ch, '.' | '?' | '!' | ';') || (ch == ',' && words >= 4);
+        if boundary && !current.trim().is_empty() {
+            out.push(current.trim().to_owned());
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+/// Whether the caller is wrapping up ("no, that's all, thanks").
+pub fn is_farewell(text: &str) -> bool {
+    if text.contains('?') {
+        return false;
+    }
+    let t = text.to_lowercase();
+    let t = t.trim_matches(|c: char| !c.is_alphanumeric());
+    [
+        "no",
+        "nope",
+        "no thanks",
+        "no thank you",
+        "that's all",
+        "that is all",
+        "that's it",
+        "bye",
+        "goodbye",
+        "nothing else",
+        "i'm good",
+        "all good",
+    ]
+    .iter()
+    .any(|p| t == *p || t.starts_with(&format!("{p},")) || t.starts_with(&format!("{p} ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_replies_into_clauses() {
+        assert_eq!(
+            clauses(
+                "Hello, thanks for calling. We open at nine, and close at five on weekdays! Bye"
+            ),
+            vec![
+                "Hello, thanks for calling.",
+                "We open at nine,",
+                "and close at five on weekdays!",
+                "Bye"
+            ]
+        );
+        assert_eq!(
+            clauses("I'm sorry, I don't know the answer to that, let me take a message."),
+            vec![
+                "I'm sorry, I don't know the answer to that,",
+                "let me take a message."
+            ]
+        );
+    }
+
+    #[test]
+    fn recognises_farewells_but_not_questions() {
+        assert!(is_farewell("No, that's all. Thanks!"));
+        assert!(is_farewell("bye"));
+        assert!(!is_farewell("No idea, when do you open?"));
+        assert!(!is_farewell("Nobody told me the price"));
+    }
+}

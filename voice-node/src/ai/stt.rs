@@ -1,0 +1,169 @@
+//! Speech to text: Whisper tiny.en in candle, one VAD-cut utterance at a time.
+//!
+//! As measured on a 2-core machine (ARCHITECTURE.md): the encoder sees a 10 s window
+//! (`audio_ctx` 500 instead of Whisper's 30 s, ~3× less work with the same accuracy on phone
+//! utterances), decoding is greedy, special and timestamp tokens are suppressed. Longer speech
+//! is cut into 10 s windows. The loaded weights are shared; each job clones the model (the
+//! tensors are reference-counted, only the per-run caches are new), so jobs never lock each other.
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::whisper::{self as w, Config, audio, model::Whisper};
+use tokenizers::Tokenizer;
+
+/// Seconds of audio per encoder window (`audio_ctx` = 50 per second).
+pub const WINDOW_SECONDS: usize = 10;
+/// Mel frames per window (100 per second).
+const WINDOW_FRAMES: usize = WINDOW_SECONDS * 100;
+/// Upper bound on tokens per window (a 10 s utterance is ~40 tokens).
+const MAX_TOKENS: usize = 96;
+
+/// Loading or running Whisper failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SttError {
+    /// The network.
+    #[error("model: {0}")]
+    Model(#[from] candle_core::Error),
+    /// Files, config or tokenizer.
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+/// The loaded model, shared by all calls.
+pub struct Transcriber {
+    /// Weights and config; cloned per job.
+    model: Whisper,
+    /// Mel filterbank, `n_mels × 201`.
+    mel_filters: Vec<f32>,
+    /// Token ids ↔ text.
+    tokenizer: Tokenizer,
+    /// `<|startoftranscript|>`, `<|transcribe|>`, `<|notimestamps|>`.
+    prompt: [u32; 3],
+    /// `<|endoftext|>`.
+    eot: u32,
+    /// 0 for ordinary tokens, −∞ for special and timestamp ones (ids after EOT).
+    suppress: Tensor,
+}
+
+impl std::fmt::Debug for Transcriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcriber").finish_non_exhaustive()
+    }
+}
+
+impl Transcriber {
+    /// Loads `model.safetensors`, `config.json`, `tokenizer.json` and `melfilters.bytes` from
+    /// `dir` (as written by `cargo xtask models`).
+    pub fn load(dir: &Path) -> Result<Self, SttError> {
+        let setup = |e: &dyn std::fmt::Display| SttError::Setup(e.to_string());
+        let device = Device::Cpu;
+        let config: Config = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("config.json")).map_err(|e| setup(&e))?,
+        )
+        .map_err(|e| setup(&e))?;
+        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| setup(&e))?;
+        let token = |t: &str| {
+            tokenizer
+                .token_to_id(t)
+                .ok_or_else(|| SttError::Setup(format!("token {t} missing")))
+        };
+        let prompt = [
+            token(w::SOT_TOKEN)?,
+            token(w::TRANSCRIBE_TOKEN)?,
+            token(w::NO_TIMESTAMPS_TOKEN)?,
+        ];
+        let eot = token(w::EOT_TOKEN)?;
+        let bytes = std::fs::read(dir.join("melfilters.bytes")).map_err(|e| setup(&e))?;
+        let mel_filters: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let suppress: Vec<f32> = (0..config.vocab_size as u32)
+            .map(|i| {
+                if i > eot || config.suppress_tokens.contains(&i) {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let suppress = Tensor::new(suppress.as_slice(), &device)?;
+        // In memory rather than mmap: candle's mmap loader is `unsafe` (forbidden here).
+        let weights = std::fs::read(dir.join("model.safetensors")).map_err(|e| setup(&e))?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, w::DTYPE, &device)?;
+        let model = Whisper::load(&vb, config)?;
+        Ok(Transcriber {
+            model,
+            mel_filters,
+            tokenizer,
+            prompt,
+            eot,
+            suppress,
+        })
+    }
+
+    /// Transcribes 16 kHz mono samples (see [`super::audio::phone_to_whisper`]).
+    pub fn transcribe(&self, samples: &[f32]) -> Result<String, SttError> {
+        let mut model = self.model.clone();
+        let mut text = String::new();
+        for window in samples.chunks(WINDOW_SECONDS * audio_rate()) {
+            // Windows shorter than 0.2 s hold no words; Whisper would invent some.
+            if window.len() < audio_rate() / 5 {
+                continue;
+            }
+            let part = self.transcribe_window(&mut model, window)?;
+            if !part.is_empty() {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(&part);
+            }
+        }
+        Ok(text)
+    }
+
+    fn transcribe_window(&self, model: &mut Whisper, window: &[f32]) -> Result<String, SttError> {
+        let cfg = &model.config;
+        let n_mels = cfg.num_mel_bins;
+        // Pad to the full window so the encoder always sees `audio_ctx` positions.
+        let mut padded = window.to_vec();
+        padded.resize(WINDOW_SECONDS * audio_rate(), 0.0);
+        let mel = audio::pcm_to_mel(cfg, &padded, &self.mel_filters);
+        let frames = mel.len() / n_mels;
+        let mel = Tensor::from_vec(mel, (1, n_mels, frames), &Device::Cpu)?.narrow(
+            2,
+            0,
+            WINDOW_FRAMES.min(frames),
+        )?;
+        model.reset_kv_cache();
+        let features = model.encoder.forward(&mel, true)?;
+        let mut tokens: Vec<u32> = self.prompt.to_vec();
+        for i in 0..MAX_TOKENS {
+            let input = Tensor::new(tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+            let ys = model.decoder.forward(&input, &features, i == 0)?;
+            let (_, seq_len, _) = ys.dims3()?;
+            let logits = model
+                .decoder
+                .final_linear(&ys.i((..1, seq_len - 1..))?)?
+                .i(0)?
+                .i(0)?;
+            let logits = logits.to_dtype(DType::F32)?.broadcast_add(&self.suppress)?;
+            let next = logits.argmax(D::Minus1)?.to_scalar::<u32>()?;
+            if next == self.eot {
+                break;
+            }
+            tokens.push(next);
+        }
+        let text = self
+            .tokenizer
+            .decode(&tokens[self.prompt.len()..], true)
+            .map_err(|e| SttError::Setup(e.to_string()))?;
+        Ok(text.trim().to_owned())
+    }
+}
+
+fn audio_rate() -> usize {
+    w::SAMPLE_RATE
+}

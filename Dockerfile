@@ -32,7 +32,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates espeak-ng sox \
+    && apt-get install -y --no-install-recommends ca-certificates espeak-ng sox tzdata \
     && rm -rf /var/lib/apt/lists/*
 # A fixed uid so volume and file permissions are predictable; no login shell.
 RUN groupadd --system --gid 10001 callgate \

@@ -59,6 +59,8 @@ pub mod paths {
     pub const OUTBOUND: &str = "/telephony/outbound";
     /// Incoming SMS.
     pub const SMS_INBOUND: &str = "/sms/inbound";
+    /// Outbound SMS delivery reports (`StatusCallback` of the node's sends).
+    pub const SMS_STATUS: &str = shared::webhook::SMS_STATUS_PATH;
     /// Liveness, unsigned.
     pub const HEALTHZ: &str = "/healthz";
 }
@@ -132,7 +134,14 @@ pub struct StreamTarget<'a> {
     pub attempt: u32,
     /// Nodes already tried for this call (this one included), so a fallback skips them.
     pub tried: Vec<String>,
+    /// The caller is back from a node's transfer that nobody answered: the node starts the
+    /// receptionist at lead capture (`<Parameter name="after" value="failed_transfer">`).
+    pub after_failed_transfer: bool,
 }
+
+/// The stream `<Parameter>` (and stream-fallback query parameter) saying the caller is back from
+/// a transfer nobody answered, and its value.
+pub const AFTER_PARAMETER: (&str, &str) = ("after", "failed_transfer");
 
 /// `<Connect action=stream-fallback><Stream url=wss://NODE/media/ID statusCallback=…>` with the
 /// stream token, tenant and mode as `<Parameter>`s.
@@ -154,15 +163,15 @@ pub fn connect_stream(config: &Config, now_s: u64, target: &StreamTarget<'_>) ->
     );
     let attempt = target.attempt.to_string();
     let tried = target.tried.join(",");
-    let action = callback_url(
-        config,
-        paths::STREAM_FALLBACK,
-        &[
-            ("attempt", &attempt),
-            ("mode", target.mode.as_str()),
-            ("tried", &tried),
-        ],
-    );
+    let mut action_params = vec![
+        ("attempt", attempt.as_str()),
+        ("mode", target.mode.as_str()),
+        ("tried", tried.as_str()),
+    ];
+    if target.after_failed_transfer {
+        action_params.push(AFTER_PARAMETER);
+    }
+    let action = callback_url(config, paths::STREAM_FALLBACK, &action_params);
     let status = callback_url(config, paths::STREAM_STATUS, &[("node", &target.node.id)]);
     let stream = Stream::new(media_url(target.node))
         .status_callback(status)
@@ -172,6 +181,11 @@ pub fn connect_stream(config: &Config, now_s: u64, target: &StreamTarget<'_>) ->
         .parameter("mode", target.mode.as_str())
         .parameter("from", target.from)
         .parameter("to", target.to);
+    let stream = if target.after_failed_transfer {
+        stream.parameter(AFTER_PARAMETER.0, AFTER_PARAMETER.1)
+    } else {
+        stream
+    };
     VoiceResponse::new().connect(
         Connect::new()
             .action(action)

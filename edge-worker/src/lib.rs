@@ -12,6 +12,7 @@
 //! - [`nodes`]: which nodes a call or event may go to, best first.
 //! - [`answers`]: the TwiML documents (stream, dial, voicemail, reject, not in service).
 //! - [`routes`]: the handlers, one module per group of routes.
+//! - [`rate_limit`]: per-source budgets of unsigned requests (429 + `Retry-After`).
 //! - [`forward`]: signed delivery of callbacks to a node's `/internal/events`.
 //! - [`platform`]: what differs between Worker and native (HTTP client, background work,
 //!   clock, request location).
@@ -32,8 +33,11 @@ pub mod call_state;
 pub mod config;
 pub mod error;
 pub mod forward;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native_server;
 pub mod nodes;
 pub mod platform;
+pub mod rate_limit;
 pub mod redact;
 pub mod routes;
 pub mod snapshot;
@@ -62,6 +66,8 @@ pub struct StateInner {
     pub http: HttpClient,
     /// The isolate's routing snapshot.
     pub snapshots: SnapshotCache,
+    /// Per-source budgets of refused (unsigned) webhooks.
+    pub limiter: rate_limit::SourceLimiter,
 }
 
 impl std::ops::Deref for AppState {
@@ -91,6 +97,7 @@ impl AppState {
             clock,
             http: HttpClient::new(),
             snapshots: SnapshotCache::new(fallback),
+            limiter: rate_limit::SourceLimiter::default(),
         }))
     }
 }
@@ -113,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::STREAM_STATUS, post(routes::callbacks::stream_status))
         .route(paths::RECORDING, post(routes::callbacks::recording))
         .route(paths::SMS_INBOUND, post(routes::callbacks::sms_inbound))
+        .route(paths::SMS_STATUS, post(routes::callbacks::sms_status))
         .route(paths::OUTBOUND, post(routes::outbound::outbound))
         .with_state(state)
 }

@@ -21,6 +21,7 @@ mod native {
 
     use axum::extract::Request;
     use edge_worker::config::Config;
+    use edge_worker::native_server::{serve as serve_limited, webhook_limits, with_body_limits};
     use edge_worker::platform::RequestLocation;
     use edge_worker::{AppState, app};
     use shared::routing::GeoPoint;
@@ -74,10 +75,14 @@ mod native {
             fallback_nodes = config.fallback_nodes.len(),
             "edge-worker (native) listening"
         );
-        let router = app(AppState::new(config)).layer(axum::middleware::map_request(dev_location));
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let limits = webhook_limits();
+        let router = with_body_limits(
+            app(AppState::new(config)).layer(axum::middleware::map_request(dev_location)),
+            limits,
+        );
+        // Header/body deadlines and the body cap; each request carries its peer address, the
+        // source unsigned-webhook floods are limited by.
+        serve_limited(listener, router, limits, shutdown_signal()).await;
         tracing::info!("edge-worker stopped");
         Ok(())
     }

@@ -17,6 +17,7 @@ use shared::webhook::FromForm;
 
 use crate::AppState;
 use crate::platform::RequestLocation;
+use crate::rate_limit::ClientAddr;
 
 /// Twilio webhook bodies are a few KB; anything near this is not Twilio.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -51,9 +52,15 @@ pub enum WebhookRejection {
     /// The body is not a form.
     #[error("malformed form body: {0}")]
     MalformedBody(FormError),
-    /// The body could not be read (too large, connection dropped).
+    /// The body could not be read (connection dropped, too slow).
     #[error("unreadable body: {0}")]
     UnreadableBody(String),
+    /// The body is larger than any Twilio webhook.
+    #[error("request body is over the limit of {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    /// This source sent too many unsigned requests ([`crate::rate_limit`]).
+    #[error(transparent)]
+    RateLimited(#[from] crate::rate_limit::RateLimited),
 }
 
 impl IntoResponse for WebhookRejection {
@@ -65,6 +72,8 @@ impl IntoResponse for WebhookRejection {
             WebhookRejection::MalformedBody(_) | WebhookRejection::UnreadableBody(_) => {
                 StatusCode::BAD_REQUEST
             }
+            WebhookRejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookRejection::RateLimited(limited) => return limited.into_response(),
         };
         tracing::warn!(status = status.as_u16(), reason = %self, "webhook refused");
         (status, self.to_string()).into_response()
@@ -83,12 +92,35 @@ impl FromRequest<AppState> for TwilioWebhook {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        // A source that keeps failing is refused before anything else is looked at.
+        let source = parts.extensions.get::<ClientAddr>().copied();
+        let now_ms = state.clock.now_ms();
+        state.limiter.check(source, now_ms)?;
+        let refuse = |rejection: WebhookRejection| {
+            state.limiter.record_failure(source, now_ms);
+            rejection
+        };
         // Checked before reading the body: an unsigned request costs nothing.
-        let signature = header("x-twilio-signature").ok_or(WebhookRejection::MissingSignature)?;
+        let signature = header("x-twilio-signature")
+            .ok_or_else(|| refuse(WebhookRejection::MissingSignature))?;
+        let declared = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+            return Err(WebhookRejection::TooLarge);
+        }
         let raw_body = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
-            .map_err(|e| WebhookRejection::UnreadableBody(e.to_string()))?;
-        let form = Form::parse(&raw_body).map_err(WebhookRejection::MalformedBody)?;
+            .map_err(|e| {
+                // A chunked body that grew past the limit, or a read error (slow or dropped).
+                if std::error::Error::source(&e)
+                    .is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>())
+                {
+                    WebhookRejection::TooLarge
+                } else {
+                    WebhookRejection::UnreadableBody(e.to_string())
+                }
+            })?;
+        let form =
+            Form::parse(&raw_body).map_err(|e| refuse(WebhookRejection::MalformedBody(e)))?;
         let path_and_query = parts
             .uri
             .path_and_query()
@@ -101,7 +133,7 @@ impl FromRequest<AppState> for TwilioWebhook {
             &form,
             Some(&signature),
         )
-        .map_err(WebhookRejection::BadSignature)?;
+        .map_err(|e| refuse(WebhookRejection::BadSignature(e)))?;
         Ok(TwilioWebhook {
             form,
             raw_body,

@@ -69,6 +69,9 @@ async fn fetch(
     if let Some(location) = location {
         request.extensions_mut().insert(location);
     }
+    if let Some(client) = crate::rate_limit::ClientAddr::from_cloudflare(request.headers()) {
+        request.extensions_mut().insert(client);
+    }
     request.extensions_mut().insert(WaitUntil(Arc::new(ctx)));
     let response = match router.call(request).await {
         Ok(response) => response,

@@ -173,6 +173,7 @@ const SIGNED_ROUTES: &[&str] = &[
     "/telephony/voicemail-done",
     "/telephony/outbound",
     "/sms/inbound",
+    "/sms/status",
 ];
 
 #[tokio::test]
@@ -677,6 +678,38 @@ async fn missed_dial_goes_to_the_ai_receptionist_and_starts_the_text_back() {
 }
 
 #[tokio::test]
+async fn missed_transfer_resumes_the_ai_at_lead_capture() {
+    let edge = edge().await;
+    let doc = edge
+        .send(signed(
+            "/telephony/dial-result?transfer=1",
+            &dial_params(SCREENING_NUMBER, "no-answer"),
+        ))
+        .await
+        .twiml();
+    assert_stream(&doc, CallMode::Receptionist, &edge.node.base());
+    let connect = doc.find("Connect").unwrap();
+    let stream = connect.find("Stream").unwrap();
+    assert_eq!(
+        stream.parameter("after").as_deref(),
+        Some("failed_transfer")
+    );
+    // If that node's stream fails, the fallback route is told to resume at lead capture too.
+    let (_, query) = split_url(connect.attr("action").unwrap());
+    assert!(query.contains(&("after".to_owned(), "failed_transfer".to_owned())));
+    // An ordinary missed forward dial does not.
+    let doc = edge
+        .send(signed(
+            "/telephony/dial-result",
+            &dial_params(FORWARD_NUMBER, "no-answer"),
+        ))
+        .await
+        .twiml();
+    let stream = doc.find("Connect").unwrap().find("Stream").unwrap();
+    assert_eq!(stream.parameter("after"), None);
+}
+
+#[tokio::test]
 async fn missed_dial_with_ai_off_takes_a_voicemail() {
     let edge = edge().await;
     let doc = edge
@@ -775,6 +808,20 @@ fn sms_params() -> Vec<(String, String)> {
     .collect()
 }
 
+/// A delivery report of an SMS the tenant's number sent to the caller.
+fn sms_status_params() -> Vec<(String, String)> {
+    [
+        ("AccountSid", ACCOUNT_SID),
+        ("MessageSid", "SM00000000000000000000000000000002"),
+        ("MessageStatus", "delivered"),
+        ("From", FORWARD_NUMBER),
+        ("To", CALLER),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 #[tokio::test]
 async fn callbacks_are_forwarded_signed_with_twilios_idempotency_token() {
     let edge = edge().await;
@@ -798,6 +845,12 @@ async fn callbacks_are_forwarded_signed_with_twilios_idempotency_token() {
             None,
         ),
         ("/sms/inbound", sms_params(), EventKind::Sms, Some(TENANT_B)),
+        (
+            "/sms/status",
+            sms_status_params(),
+            EventKind::SmsStatus,
+            Some(TENANT_B),
+        ),
     ];
     for (i, (route, params, kind, tenant)) in cases.iter().enumerate() {
         let token = format!("idem-{i}");

@@ -61,6 +61,8 @@ pub enum EventKind {
     /// `/telephony/dial-result`: [`crate::webhook::DialActionRequest`]; on a missed call the
     /// node starts the text-back.
     DialResult,
+    /// `/sms/status`: [`crate::webhook::SmsStatusCallback`], an outbound message's delivery.
+    SmsStatus,
 }
 
 impl EventKind {
@@ -71,6 +73,7 @@ impl EventKind {
         EventKind::Recording,
         EventKind::Sms,
         EventKind::DialResult,
+        EventKind::SmsStatus,
     ];
 
     /// The JSON spelling (`call_status`, …), also used in logs.
@@ -81,6 +84,7 @@ impl EventKind {
             EventKind::Recording => "recording",
             EventKind::Sms => "sms",
             EventKind::DialResult => "dial_result",
+            EventKind::SmsStatus => "sms_status",
         }
     }
 }

@@ -16,9 +16,11 @@
 //! - [`routing`]: the routing snapshot and nearest-healthy-node choice.
 //! - [`stream_token`]: the edge-issued token a voice node checks on a stream's `start`.
 //! - [`domain`]: domain enums shared by both sides (call mode, screening label).
+//! - [`failure_limit`]: per-source token buckets drained only by failed (unsigned) requests.
 
 pub mod access_token;
 pub mod domain;
+pub mod failure_limit;
 pub mod form;
 pub mod forwarded;
 pub mod media_stream;

@@ -493,6 +493,18 @@ impl Number {
     }
 }
 
+/// `<Sip>` noun of `<Dial>`: a SIP URI (`sip:sales@pbx.example.com`), for transfer targets that
+/// are a PBX rather than a phone number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sip(Element);
+
+impl Sip {
+    /// Dials `uri`.
+    pub fn new(uri: impl Into<String>) -> Self {
+        Sip(Element::with_text("Sip", uri))
+    }
+}
+
 /// `<Client>` noun of `<Dial>`: a Voice SDK identity.
 ///
 /// Without parameters the identity is the element text (`<Client>alice</Client>`, as the SDK
@@ -646,6 +658,11 @@ impl Dial {
     /// Adds a `<Client>` noun.
     pub fn client(mut self, client: Client) -> Self {
         self.0.children.push(client.into_element());
+        self
+    }
+    /// Adds a `<Sip>` noun.
+    pub fn sip(mut self, sip: Sip) -> Self {
+        self.0.children.push(sip.into_element());
         self
     }
 }
@@ -958,7 +975,7 @@ impl Message {
 }
 
 element_newtype!(
-    Say, Play, Pause, Gather, Parameter, Number, Dial, Stream, Connect, Start, Stop, Record,
+    Say, Play, Pause, Gather, Parameter, Number, Sip, Dial, Stream, Connect, Start, Stop, Record,
     Redirect, Reject, Message,
 );
 

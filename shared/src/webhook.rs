@@ -708,6 +708,45 @@ impl FromForm for StreamStatusCallback {
     }
 }
 
+/// Where the edge takes outbound messages' delivery reports (the `StatusCallback` a node puts on
+/// every SMS it sends).
+pub const SMS_STATUS_PATH: &str = "/sms/status";
+
+/// Outbound message status callback (the message's `StatusCallback`): Twilio reports each step
+/// (`queued`, `sent`, `delivered`, `undelivered`, `failed`, …), possibly out of order and retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsStatusCallback {
+    /// `MessageSid` (`SM…`/`MM…`).
+    pub message_sid: String,
+    /// `AccountSid`.
+    pub account_sid: String,
+    /// `MessageStatus`, as sent (lowercase words).
+    pub message_status: String,
+    /// `ErrorCode`, on `undelivered` / `failed`.
+    pub error_code: Option<u32>,
+    /// `From`: the tenant's number.
+    pub from: Option<String>,
+    /// `To`: the recipient.
+    pub to: Option<String>,
+    /// Parameters this crate does not model (`SmsSid`, `SmsStatus`, `ApiVersion`, …).
+    pub extra: Vec<(String, String)>,
+}
+
+impl FromForm for SmsStatusCallback {
+    fn from_form(form: &Form) -> Result<Self, WebhookError> {
+        let mut f = Fields::new(form);
+        Ok(SmsStatusCallback {
+            message_sid: f.req("MessageSid")?,
+            account_sid: f.req("AccountSid")?,
+            message_status: f.req("MessageStatus")?,
+            error_code: f.opt_num("ErrorCode")?,
+            from: f.opt("From"),
+            to: f.opt("To"),
+            extra: f.extra(),
+        })
+    }
+}
+
 /// One MMS attachment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmsMedia {

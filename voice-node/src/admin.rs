@@ -18,9 +18,9 @@
 //! automatically; a `DATABASE_URL` database is migrated only by `voice-node migrate` (on Fly.io,
 //! the `release_command`), so an admin command never changes a shared schema by surprise.
 //!
-//! A tenant's `--mode` is the default mode of the numbers added to it later. The schema has no
-//! tenant-level mode column, so it is kept in the tenant's `tenant.create` audit-log entry
-//! (`details.default_mode`), which `number add` reads when `--mode` is not given.
+//! A tenant's `--mode` is the default mode of the numbers added to it later: the
+//! `tenants.default_mode` column (migration 0004; `screening` when not given), which
+//! `number add` reads when `--mode` is not given.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -311,11 +311,15 @@ impl AdminDb {
 
     async fn create_tenant(&self, name: &str, mode: Option<CallMode>) -> anyhow::Result<Uuid> {
         let mut tx = self.pool.begin().await.map_err(schema_hint)?;
-        let id: Uuid = sqlx::query_scalar("INSERT INTO tenants (name) VALUES ($1) RETURNING id")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(schema_hint)?;
+        let id: Uuid = sqlx::query_scalar(
+            "INSERT INTO tenants (name, default_mode) VALUES ($1, COALESCE($2, 'screening'))
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(mode.map(CallMode::as_str))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(schema_hint)?;
         let details = serde_json::json!({
             "name": name,
             "default_mode": mode.map(CallMode::as_str),
@@ -328,11 +332,7 @@ impl AdminDb {
 
     async fn list_tenants(&self) -> anyhow::Result<Vec<(Uuid, String, Option<String>)>> {
         let rows = sqlx::query_as(
-            "SELECT t.id, t.name,
-                    (SELECT a.details->>'default_mode' FROM audit_log a
-                      WHERE a.tenant_id = t.id AND a.action = 'tenant.create'
-                      ORDER BY a.at DESC LIMIT 1)
-               FROM tenants t ORDER BY t.created_at, t.id",
+            "SELECT t.id, t.name, t.default_mode FROM tenants t ORDER BY t.created_at, t.id",
         )
         .fetch_all(&self.pool)
         .await
@@ -485,23 +485,19 @@ impl AdminDb {
     }
 }
 
-/// The mode `tenant create --mode` recorded for `tenant`, else screening (the column default).
+/// `tenants.default_mode` of `tenant` (the schema's CHECK keeps it one of the modes).
 async fn tenant_default_mode(
     tx: &mut sqlx::PgConnection,
     tenant: Uuid,
 ) -> anyhow::Result<CallMode> {
-    let recorded: Option<String> = sqlx::query_scalar(
-        "SELECT details->>'default_mode' FROM audit_log
-          WHERE tenant_id = $1 AND action = 'tenant.create'
-          ORDER BY at DESC LIMIT 1",
-    )
-    .bind(tenant)
-    .fetch_optional(&mut *tx)
-    .await?
-    .flatten();
-    Ok(recorded
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(CallMode::Screening))
+    let stored: String = sqlx::query_scalar("SELECT default_mode FROM tenants WHERE id = $1")
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(schema_hint)?;
+    stored
+        .parse()
+        .map_err(|_| anyhow::anyhow!("tenant {tenant} has an unknown default mode {stored:?}"))
 }
 
 async fn audit(
@@ -530,11 +526,15 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// Adds "run `voice-node migrate`" to errors from a database without the schema.
 fn schema_hint(e: sqlx::Error) -> anyhow::Error {
-    let undefined_table =
-        matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01"));
+    // 42P01 undefined table: no schema at all; 42703 undefined column: an older schema (e.g.
+    // before `tenants.default_mode`).
+    let undefined = matches!(&e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("42P01" | "42703")));
     let e = anyhow::Error::new(e);
-    if undefined_table {
-        e.context("the database has no callgate schema yet; run `voice-node migrate` first")
+    if undefined {
+        e.context(
+            "the database has no callgate schema or an older one; run `voice-node migrate` first",
+        )
     } else {
         e
     }

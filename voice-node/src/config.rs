@@ -79,6 +79,9 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `SMTP_FROM`: the sender address (default `callgate <callgate@localhost>`).
     pub smtp_from: String,
+    /// `PUBLIC_WEBHOOK_BASE_URL`: the edge's public URL (the same value the edge has), for the
+    /// `<Dial action>` of a transfer, so a missed transfer reaches `/telephony/dial-result`.
+    pub public_webhook_base_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -100,6 +103,7 @@ impl std::fmt::Debug for Config {
             .field("job_workers", &self.job_workers)
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
             .field("smtp_from", &self.smtp_from)
+            .field("public_webhook_base_url", &self.public_webhook_base_url)
             .finish_non_exhaustive()
     }
 }
@@ -180,6 +184,17 @@ impl Config {
                 why: "expected a positive integer",
             });
         }
+        let public_webhook_base_url =
+            get("PUBLIC_WEBHOOK_BASE_URL").map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_webhook_base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "PUBLIC_WEBHOOK_BASE_URL",
+                value: url.clone(),
+                why: "expected the edge's public http:// or https:// URL",
+            });
+        }
         let drain_grace = parse_opt::<u64>(&get, "DRAIN_GRACE_SECS", "expected seconds")?
             .unwrap_or(DEFAULT_DRAIN_GRACE_SECS);
         let heartbeat = parse_opt::<u64>(&get, "HEARTBEAT_SECS", "expected seconds")?
@@ -215,6 +230,7 @@ impl Config {
             job_workers: parse_opt::<usize>(&get, "JOB_WORKERS", "expected a count")?.unwrap_or(2),
             smtp_url: get("SMTP_URL"),
             smtp_from: get("SMTP_FROM").unwrap_or_else(|| "callgate <callgate@localhost>".into()),
+            public_webhook_base_url,
         })
     }
 
@@ -328,6 +344,7 @@ mod tests {
             ("NODE_CAPACITY", "-1"),
             ("NODE_LAT", "91"),
             ("DRAIN_GRACE_SECS", "soon"),
+            ("PUBLIC_WEBHOOK_BASE_URL", "edge.example.com"),
         ] {
             let mut pairs = vec![("EDGE_SHARED_SECRET", "k"), (name, value)];
             if name == "NODE_LAT" {

@@ -18,10 +18,13 @@
 //! - [`internal_api`]: `/internal/…`, the edge's HMAC-signed API (events, call report, routing
 //!   snapshot).
 //! - [`registry`]: this node's heartbeat row and the routing snapshot.
+//! - [`reaper`]: closes the calls and releases the jobs of nodes that stopped heartbeating.
 //! - [`drain`]: SIGTERM → refuse new streams, let calls finish, close the rest, exit 0.
 //! - [`metrics`]: the Prometheus series at `/metrics`.
-//! - [`call_control`]: hanging a call up over Twilio's REST API.
-//! - [`twilio_rest`]: Twilio's REST API (send SMS, update a live call), typed errors.
+//! - [`providers`]: cloud AI providers (OpenAI-compatible LLM, Deepgram, ElevenLabs, OpenAI TTS)
+//!   with timeouts, retries and fallback to the offline pipeline.
+//! - [`twilio_rest`]: Twilio's REST API (send SMS, transfer or end a live call, recordings),
+//!   typed errors; the node's one Twilio client.
 //! - [`jobs`]: the Postgres job queue every node works (SKIP LOCKED, leases, retries) and its
 //!   handlers: missed-call text-back, SMS sends, the AI's SMS takeover, retention, post-call
 //!   summary and lead e-mails (SMTP).
@@ -41,7 +44,6 @@ pub mod admin;
 pub mod agent;
 pub mod ai;
 pub mod api;
-pub mod call_control;
 pub mod config;
 pub mod db;
 pub mod drain;
@@ -50,6 +52,8 @@ pub mod jobs;
 pub mod local_postgres;
 pub mod media;
 pub mod metrics;
+pub mod providers;
+pub mod reaper;
 pub mod registry;
 pub mod server;
 pub mod simulate;

@@ -62,8 +62,11 @@ impl Gauge {
 }
 
 /// Upper bounds (ms) of the latency histograms' buckets; `+Inf` is implied.
-const LATENCY_BUCKETS_MS: [f64; 14] = [
-    0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+/// The sub-millisecond buckets are there for the inbound frame → agent hop, which is a channel
+/// send and normally takes tens of microseconds; the benchmark reads its percentiles from them.
+const LATENCY_BUCKETS_MS: [f64; 19] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0,
+    1000.0, 2500.0, 5000.0, 10000.0,
 ];
 
 /// A fixed-bucket latency histogram in milliseconds (stored in microseconds for the sum).
@@ -146,8 +149,11 @@ pub struct Metrics {
     pub active_calls: Gauge,
     /// Media Stream sockets accepted (upgrades completed).
     pub streams_accepted: Counter,
-    /// Upgrade requests refused before upgrading (bad signature, draining, wrong node).
+    /// Upgrade requests refused before upgrading (bad signature, draining, wrong node, full).
     pub streams_refused: Counter,
+    /// Upgrade requests refused because the node already held `NODE_CAPACITY` streams (also
+    /// counted in `streams_refused`): a sign the edge's spill-over saw a stale load figure.
+    pub streams_refused_capacity: Counter,
     /// Sockets closed because the stream token on `start` was refused.
     pub stream_tokens_refused: Counter,
     /// Sockets closed for protocol violations (garbage, oversized or binary frames).
@@ -166,8 +172,15 @@ pub struct Metrics {
     pub clears_sent: Counter,
     /// Time from an inbound frame leaving the socket to the agent receiving it.
     pub agent_event_latency: Histogram,
-    /// Per agent turn: end of caller speech to first audio frame sent.
+    /// Per agent turn: end of caller speech to first audio frame sent (voice to voice).
     pub turn_latency: Histogram,
+    /// Per agent turn: end of caller speech to the final transcript.
+    pub turn_stt: Histogram,
+    /// Per agent turn: final transcript to the reply's first text (first token when an LLM
+    /// streams it).
+    pub turn_reply: Histogram,
+    /// Per agent turn: reply text to its first synthesized audio.
+    pub turn_tts_first_audio: Histogram,
     /// Database writes waiting in the write queue (including ones being retried).
     pub db_queue_depth: Gauge,
     /// Database writes applied.
@@ -176,6 +189,11 @@ pub struct Metrics {
     pub db_write_retries: Counter,
     /// Database writes given up: refused by the database (constraint) or shed when the queue was full.
     pub db_writes_dropped: Counter,
+    /// Cloud provider requests that failed for good; the call fell back (a `provider_failure`
+    /// call event says which provider, stage and error).
+    pub provider_failures: Counter,
+    /// Cloud provider attempts retried (429, 5xx, connection failures).
+    pub provider_retries: Counter,
     /// 1 while the node is draining.
     pub draining: AtomicBool,
 }
@@ -184,6 +202,35 @@ impl Metrics {
     /// A fresh registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records one agent turn's stage latencies, each only when both of its ends happened
+    /// (a greeting has no caller speech; a canned prompt has no STT or TTS stage).
+    /// The stages chain, so a slow turn shows which stage its time went to.
+    pub fn observe_turn(&self, timings: &crate::agent::TurnTimings) {
+        let stages = [
+            (&self.turn_stt, timings.speech_end_ms, timings.stt_final_ms),
+            (
+                &self.turn_reply,
+                timings.stt_final_ms,
+                timings.first_token_ms,
+            ),
+            (
+                &self.turn_tts_first_audio,
+                timings.first_token_ms,
+                timings.first_tts_byte_ms,
+            ),
+            (
+                &self.turn_latency,
+                timings.speech_end_ms,
+                timings.first_audio_frame_ms,
+            ),
+        ];
+        for (histogram, from, to) in stages {
+            if let (Some(from), Some(to)) = (from, to) {
+                histogram.observe_ms(f64::from(to.saturating_sub(from)));
+            }
+        }
     }
 
     /// The Prometheus text exposition of every series.
@@ -226,6 +273,11 @@ impl Metrics {
                 "callgate_streams_refused_total",
                 "Upgrade requests refused before upgrading.",
                 &self.streams_refused,
+            ),
+            (
+                "callgate_streams_refused_capacity_total",
+                "Upgrade requests refused because the node was at NODE_CAPACITY.",
+                &self.streams_refused_capacity,
             ),
             (
                 "callgate_stream_tokens_refused_total",
@@ -282,6 +334,16 @@ impl Metrics {
                 "Database writes given up (refused by the database or shed).",
                 &self.db_writes_dropped,
             ),
+            (
+                "callgate_provider_failures_total",
+                "Cloud AI provider requests that failed; the call fell back.",
+                &self.provider_failures,
+            ),
+            (
+                "callgate_provider_retries_total",
+                "Cloud AI provider attempts retried (429, 5xx, connect errors).",
+                &self.provider_retries,
+            ),
         ] {
             counter(&mut out, name, help, c.get());
         }
@@ -290,11 +352,30 @@ impl Metrics {
             "callgate_agent_event_latency_ms",
             "Inbound frame read from the socket to agent receiving it, ms.",
         );
-        self.turn_latency.render(
-            &mut out,
-            "callgate_turn_latency_ms",
-            "End of caller speech to first agent audio frame sent, ms.",
-        );
+        for (histogram, name, help) in [
+            (
+                &self.turn_stt,
+                "callgate_turn_stt_ms",
+                "End of caller speech to final transcript, ms.",
+            ),
+            (
+                &self.turn_reply,
+                "callgate_turn_reply_ms",
+                "Final transcript to first reply text or token, ms.",
+            ),
+            (
+                &self.turn_tts_first_audio,
+                "callgate_turn_tts_first_audio_ms",
+                "Reply text to first synthesized audio, ms.",
+            ),
+            (
+                &self.turn_latency,
+                "callgate_turn_voice_to_voice_ms",
+                "End of caller speech to first agent audio frame sent, ms.",
+            ),
+        ] {
+            histogram.render(&mut out, name, help);
+        }
         out
     }
 }
@@ -314,13 +395,13 @@ mod tests {
         assert!(text.contains("callgate_frames_in_total 3\n"), "{text}");
         assert!(text.contains("callgate_active_calls 1\n"));
         assert!(
-            text.contains("callgate_turn_latency_ms_bucket{le=\"5\"} 1\n"),
+            text.contains("callgate_turn_voice_to_voice_ms_bucket{le=\"5\"} 1\n"),
             "{text}"
         );
-        assert!(text.contains("callgate_turn_latency_ms_bucket{le=\"1000\"} 2\n"));
-        assert!(text.contains("callgate_turn_latency_ms_bucket{le=\"+Inf\"} 2\n"));
-        assert!(text.contains("callgate_turn_latency_ms_count 2\n"));
-        assert!(text.contains("callgate_turn_latency_ms_sum 703\n"));
+        assert!(text.contains("callgate_turn_voice_to_voice_ms_bucket{le=\"1000\"} 2\n"));
+        assert!(text.contains("callgate_turn_voice_to_voice_ms_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("callgate_turn_voice_to_voice_ms_count 2\n"));
+        assert!(text.contains("callgate_turn_voice_to_voice_ms_sum 703\n"));
     }
 
     #[test]
@@ -333,5 +414,39 @@ mod tests {
         h.observe_ms(40.0);
         assert_eq!(h.quantile_upper_bound_ms(0.5), Some(0.5));
         assert_eq!(h.quantile_upper_bound_ms(1.0), Some(50.0));
+    }
+
+    #[test]
+    fn a_turn_is_split_into_chained_stage_histograms() {
+        let m = Metrics::new();
+        m.observe_turn(&crate::agent::TurnTimings {
+            speech_end_ms: Some(1_000),
+            stt_final_ms: Some(1_400),
+            first_token_ms: Some(1_420),
+            first_tts_byte_ms: Some(1_700),
+            first_audio_frame_ms: Some(1_720),
+        });
+        // A greeting: no caller speech, so only the TTS stage is known.
+        m.observe_turn(&crate::agent::TurnTimings {
+            first_token_ms: Some(0),
+            first_tts_byte_ms: Some(90),
+            first_audio_frame_ms: Some(100),
+            ..Default::default()
+        });
+        let text = m.render();
+        for line in [
+            "# TYPE callgate_turn_stt_ms histogram\n",
+            "callgate_turn_stt_ms_bucket{le=\"250\"} 0\n",
+            "callgate_turn_stt_ms_bucket{le=\"500\"} 1\n",
+            "callgate_turn_stt_ms_sum 400\n",
+            "callgate_turn_reply_ms_bucket{le=\"20\"} 1\n",
+            "callgate_turn_reply_ms_count 1\n",
+            "callgate_turn_tts_first_audio_ms_sum 370\n",
+            "callgate_turn_tts_first_audio_ms_count 2\n",
+            "callgate_turn_voice_to_voice_ms_sum 720\n",
+            "callgate_turn_voice_to_voice_ms_count 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 }

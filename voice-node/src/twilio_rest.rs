@@ -1,5 +1,5 @@
-//! Twilio's REST API, as the node calls it: send an SMS, update or end a live call, delete a
-//! recording (twilio.md §6).
+//! Twilio's REST API, as the node calls it: send an SMS, update (transfer) or end a live call,
+//! fetch or delete a recording (twilio.md §6). The node's one Twilio client.
 //!
 //! HTTP Basic with the Account SID and Auth Token, form bodies, JSON answers. Errors are typed:
 //! Twilio's own `{code, message, more_info, status}` when it answered, a transport error when it did
@@ -8,14 +8,10 @@
 //!
 //! Never logs the auth token, and phone numbers only masked ([`crate::config::mask_phone`]).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Deserialize;
 use shared::form::{Form, encode_component};
-
-use crate::call_control::CallControl;
 
 /// Why a REST call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -99,6 +95,9 @@ pub struct TwilioClient {
     account_sid: String,
     /// `TWILIO_AUTH_TOKEN`: the Basic password. Never printed (see the Debug impl).
     auth_token: String,
+    /// The `StatusCallback` put on every SMS that does not name its own
+    /// (`PUBLIC_WEBHOOK_BASE_URL` + `/sms/status`), so delivery reports reach `sms_messages`.
+    sms_status_callback: Option<String>,
 }
 
 impl std::fmt::Debug for TwilioClient {
@@ -122,17 +121,29 @@ impl TwilioClient {
             api_base: api_base.trim_end_matches('/').to_owned(),
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
+            sms_status_callback: None,
         }
+    }
+
+    /// The same client, asking Twilio to report every SMS's delivery to `url`.
+    pub fn with_sms_status_callback(mut self, url: impl Into<String>) -> Self {
+        self.sms_status_callback = Some(url.into());
+        self
     }
 
     /// The client the configuration allows: `None` without an Account SID or Auth Token.
     pub fn from_config(config: &crate::config::Config) -> Option<Self> {
         match &config.twilio_account_sid {
-            Some(sid) if !config.twilio_auth_token.is_empty() => Some(Self::new(
-                &config.twilio_api_base,
-                sid,
-                &config.twilio_auth_token,
-            )),
+            Some(sid) if !config.twilio_auth_token.is_empty() => {
+                let client = Self::new(&config.twilio_api_base, sid, &config.twilio_auth_token);
+                Some(match &config.public_webhook_base_url {
+                    Some(base) => client.with_sms_status_callback(format!(
+                        "{base}{}",
+                        shared::webhook::SMS_STATUS_PATH
+                    )),
+                    None => client,
+                })
+            }
             _ => None,
         }
     }
@@ -166,8 +177,12 @@ impl TwilioClient {
             ("From", sms.from.as_str()),
             ("Body", sms.body.as_str()),
         ];
-        if let Some(cb) = &sms.status_callback {
-            pairs.push(("StatusCallback", cb.as_str()));
+        if let Some(cb) = sms
+            .status_callback
+            .as_deref()
+            .or(self.sms_status_callback.as_deref())
+        {
+            pairs.push(("StatusCallback", cb));
         }
         let response = self
             .post(self.url("Messages.json"), Form::from_pairs(pairs))
@@ -193,6 +208,78 @@ impl TwilioClient {
         };
         let url = self.url(&format!("Calls/{}.json", encode_component(call_sid)));
         self.post(url, form).await.map(drop)
+    }
+
+    /// `GET …/Recordings/{RecordingSid}.mp3`, forwarding a `Range` header: the answer (200, 206
+    /// or 416) to stream on as it arrives. 404 and other errors are [`TwilioError::Api`].
+    pub async fn fetch_recording_media(
+        &self,
+        recording_sid: &str,
+        range: Option<&str>,
+    ) -> Result<reqwest::Response, TwilioError> {
+        let url = self.url(&format!(
+            "Recordings/{}.mp3",
+            encode_component(recording_sid)
+        ));
+        let mut request = self
+            .http
+            .get(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token));
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        // No overall timeout here: a long recording streams for longer than the client's
+        // default; the connect and first-byte wait still apply.
+        let response = request
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+            .map_err(|e| TwilioError::Transport(e.without_url().to_string()))?;
+        if response.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+            return Ok(response);
+        }
+        check(response).await
+    }
+
+    /// `POST …/Calls/{CallSid}/Recordings.json` (dual channel): starts recording a live call;
+    /// Twilio's `RE…` SID.
+    pub async fn start_call_recording(&self, call_sid: &str) -> Result<String, TwilioError> {
+        let url = self.url(&format!(
+            "Calls/{}/Recordings.json",
+            encode_component(call_sid)
+        ));
+        let response = self
+            .post(url, Form::from_pairs([("RecordingChannels", "dual")]))
+            .await?;
+        let body: SentMessage = response
+            .json()
+            .await
+            .map_err(|e| TwilioError::Transport(format!("unreadable Recordings answer: {e}")))?;
+        Ok(body.sid)
+    }
+
+    /// `POST …/Calls/{CallSid}/Recordings/{RecordingSid}.json` with `Status=stopped`.
+    pub async fn stop_call_recording(
+        &self,
+        call_sid: &str,
+        recording_sid: &str,
+    ) -> Result<(), TwilioError> {
+        let url = self.url(&format!(
+            "Calls/{}/Recordings/{}.json",
+            encode_component(call_sid),
+            encode_component(recording_sid)
+        ));
+        self.post(url, Form::from_pairs([("Status", "stopped")]))
+            .await
+            .map(drop)
+    }
+
+    /// Ends a live call (`Status=completed`); Twilio then sends `stop` on its stream. A node
+    /// ends a finished call this way *before* closing its Media Stream: closing only the socket
+    /// makes Twilio run the `<Connect action>`, which the edge treats as "this node failed" and
+    /// answers by routing the caller to another node (`edge-worker/src/answers.rs`).
+    pub async fn hang_up(&self, call_sid: &str) -> Result<(), TwilioError> {
+        self.update_call(call_sid, &CallUpdate::Complete).await
     }
 
     /// `DELETE …/Recordings/{RecordingSid}.json`; a recording Twilio no longer has (404) counts as
@@ -240,19 +327,6 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, TwilioE
         message,
         more_info,
     })
-}
-
-impl CallControl for TwilioClient {
-    fn hang_up<'a>(
-        &'a self,
-        call_sid: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
-        Box::pin(async move {
-            self.update_call(call_sid, &CallUpdate::Complete)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
 }
 
 #[cfg(test)]

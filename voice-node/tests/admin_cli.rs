@@ -169,12 +169,14 @@ async fn creates_a_tenant_its_number_and_a_user_printing_each_id() {
     ));
 
     let pool = db.pool().await;
-    let (name,): (String,) = sqlx::query_as("SELECT name FROM tenants WHERE id = $1")
-        .bind(tenant)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (name, default_mode): (String, String) =
+        sqlx::query_as("SELECT name, default_mode FROM tenants WHERE id = $1")
+            .bind(tenant)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(name, "Acme Dental");
+    assert_eq!(default_mode, "receptionist", "kept in tenants.default_mode");
     let (e164, mode, owner, owner_tenant): (String, String, Option<String>, Uuid) = sqlx::query_as(
         "SELECT e164, mode, owner_phone, tenant_id FROM phone_numbers WHERE id = $1",
     )

@@ -276,6 +276,7 @@ async fn check_lists_match_the_shared_domain_enums(pool: PgPool) -> TestResult {
     let labels = strings(ScreeningLabel::ALL, ScreeningLabel::as_str);
     let cases = [
         ("phone_numbers_mode_check", modes.clone()),
+        ("tenants_default_mode_check", modes.clone()),
         ("calls_mode_check", modes),
         ("screening_results_label_check", labels.clone()),
         ("screening_policies_label_check", labels.clone()),
@@ -573,5 +574,65 @@ async fn one_open_sms_thread_per_caller_and_number(pool: PgPool) -> TestResult {
         .execute(&pool)
         .await?;
     open().await?;
+    Ok(())
+}
+
+/// 0004 moves a tenant's default mode out of its `tenant.create` audit entry into
+/// `tenants.default_mode`: the latest valid recorded mode wins, anything else stays
+/// `screening`, and the column refuses a mode that is not one of the three.
+#[sqlx::test(migrations = false)]
+async fn tenant_default_mode_is_backfilled_from_the_audit_log(pool: PgPool) -> TestResult {
+    let migrator = &voice_node::db::MIGRATOR;
+    let target = migrator
+        .iter()
+        .find(|m| m.version == 4)
+        .expect("migration 0004_tenant_default_mode");
+    for m in migrator.iter().filter(|m| m.version < target.version) {
+        sqlx::raw_sql(m.sql.clone()).execute(&pool).await?;
+    }
+    let changed_mind = tenant(&pool, "Changed its mind").await?;
+    let forward = tenant(&pool, "Forwarder").await?;
+    let silent = tenant(&pool, "No mode recorded").await?;
+    let garbage = tenant(&pool, "Garbage recorded").await?;
+    let entries = [
+        (changed_mind, "screening", "2026-01-01T00:00:00Z"),
+        (changed_mind, "receptionist", "2026-02-01T00:00:00Z"),
+        (forward, "forward", "2026-01-01T00:00:00Z"),
+        (garbage, "voicemail", "2026-01-01T00:00:00Z"),
+    ];
+    for (tenant_id, mode, at) in entries {
+        sqlx::query(
+            "INSERT INTO audit_log (tenant_id, action, target, details, at)
+             VALUES ($1, 'tenant.create', $1::text, jsonb_build_object('default_mode', $2::text), $3::timestamptz)",
+        )
+        .bind(tenant_id)
+        .bind(mode)
+        .bind(at)
+        .execute(&pool)
+        .await?;
+    }
+    sqlx::raw_sql(target.sql.clone()).execute(&pool).await?;
+
+    let mode = |id: Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT default_mode FROM tenants WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+        }
+    };
+    assert_eq!(mode(changed_mind).await?, "receptionist");
+    assert_eq!(mode(forward).await?, "forward");
+    assert_eq!(mode(silent).await?, "screening");
+    assert_eq!(mode(garbage).await?, "screening");
+    let (kind, constraint) = violation(
+        sqlx::query("UPDATE tenants SET default_mode = 'voicemail' WHERE id = $1")
+            .bind(silent)
+            .execute(&pool)
+            .await,
+    );
+    assert_eq!(kind, ErrorKind::CheckViolation);
+    assert_eq!(constraint, "tenants_default_mode_check");
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use simulate_support::*;
-use voice_node::simulate::load::run_load;
+use voice_node::simulate::load::{LoadTarget, run_load, run_load_to};
 use voice_node::simulate::media_call::{StreamStats, run_media_session};
 use voice_node::simulate::twilio_http::{CallIdentity, TwilioHttp};
 use voice_node::simulate::twiml_follow::{DialStatus, StreamEnd, StreamSpec};
@@ -167,4 +167,43 @@ async fn load_runs_concurrent_calls_and_reports_percentiles() {
         .map(|h| h.form.get("CallSid").unwrap().to_owned())
         .collect();
     assert_eq!(sids.len(), 20);
+}
+
+#[tokio::test]
+async fn load_can_target_a_websocket_directly_without_the_edge() {
+    let node = start_node(AgentScript::GreetAndReply {
+        greeting_frames: 10,
+        reply_frames: 5,
+    })
+    .await;
+    // An edge that answers nothing: every call must go straight to the stream URL.
+    let edge = start_edge(Arc::new(|_, _| None)).await;
+    let mut template = plan(&edge, Vec::new(), DialStatus::Completed);
+    template.session.stream_status_callbacks = false;
+    let target = LoadTarget::Stream(StreamSpec {
+        url: node.ws_url.clone(),
+        ..StreamSpec::default()
+    });
+    let report = run_load_to(
+        template,
+        target,
+        5,
+        Duration::from_secs(1),
+        Duration::from_millis(200),
+        None,
+    )
+    .await;
+    assert_eq!(report.completed, 5, "{report:#?}");
+    assert_eq!(report.failed, 0, "{report:#?}");
+    assert_eq!(report.frames_received, 50);
+    assert_eq!(report.marks_echoed, 5);
+    assert!(edge.hits_on("/telephony/inbound").is_empty());
+    assert!(edge.hits_on("/telephony/status").is_empty());
+    // The handshake is still signed like Twilio's.
+    let seen = node.seen.lock().unwrap();
+    assert!(
+        seen.signatures.iter().all(Option::is_some),
+        "{:?}",
+        seen.signatures
+    );
 }

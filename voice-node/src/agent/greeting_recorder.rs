@@ -307,7 +307,8 @@ impl CallAgent for GreetingRecorder {
                 };
                 self.finish(out, timings).await;
             }
-            AgentEvent::Dtmf(_) => {}
+            // The recorder never asks for a transfer.
+            AgentEvent::Dtmf(_) | AgentEvent::TransferFailed { .. } => {}
             AgentEvent::Played { id, .. } => {
                 self.talking.remove(&id);
                 if self.talking.is_empty() {

@@ -173,6 +173,31 @@ pub enum AgentAction {
     Turn(TranscriptTurn),
     /// Persist the call's screening verdict.
     Screening(ScreeningVerdict),
+    /// Record something about the call (a `call_events` row), e.g. a cloud provider failure
+    /// the call survived by falling back.
+    Event(CallEvent),
+    /// Put the caller through: once queued speech has played, the session replaces the call's
+    /// TwiML with a `<Dial>` to the target over Twilio REST, and this stream ends. The outcome
+    /// follows the dial (`transferred`, or back to the AI when nobody answers).
+    Transfer(TransferRequest),
+}
+
+/// Where [`AgentAction::Transfer`] puts the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRequest {
+    /// E.164 number or SIP URI to dial.
+    pub to: String,
+    /// Who that is, for the call's event log ("Sales", "the owner").
+    pub department: String,
+}
+
+/// A `call_events` row the agent asks for; the session adds the call and an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEvent {
+    /// `snake_case` kind (`provider_failure`).
+    pub kind: &'static str,
+    /// Details.
+    pub payload: serde_json::Value,
 }
 
 /// What screening does with a caller (the `screening_results.action` values).
@@ -271,6 +296,12 @@ pub enum AgentEvent {
         id: UtteranceId,
         /// Whether the caller missed part of it.
         interrupted: bool,
+    },
+    /// An [`AgentAction::Transfer`] could not be started (no Twilio account, Twilio refused):
+    /// the caller is still on the stream and the agent should go on (e.g. take a message).
+    TransferFailed {
+        /// Why, for logs.
+        reason: String,
     },
     /// Last event, once: the call's media is over. The agent may still answer with
     /// [`AgentAction::Turn`] and [`AgentAction::Hangup`] (to set the outcome).

@@ -1,8 +1,9 @@
 //! A simple energy voice-activity detector over 20 ms mu-law frames, with start and stop
 //! hangover.
 //!
-//! Good enough to cut utterances from a phone line for the minimal agent and to spot barge-in;
-//! issue 5 may replace it with Silero behind the same shape (frames in, transitions out).
+//! Good enough to cut utterances from a phone line for the minimal agent and to spot barge-in.
+//! The AI agent prefers Silero (`crate::ai::vad_silero`) when its model is installed; both
+//! implement [`VoiceActivity`] and share [`Hangover`], so they start and stop alike.
 //! A frame is voiced when its RMS exceeds a threshold; speech starts after `start_frames`
 //! voiced frames in a row and ends after `stop_frames` unvoiced ones, so a breath or a click
 //! neither starts nor ends an utterance.
@@ -40,10 +41,22 @@ pub enum VadTransition {
     SpeechEnded,
 }
 
-/// The detector's state for one call.
+/// A per-call voice-activity detector: 20 ms mu-law frames in, transitions out. The AI agent
+/// holds one without knowing which detector it is.
+pub trait VoiceActivity: Send + Sync + std::fmt::Debug {
+    /// Feeds one 20 ms frame of mu-law audio.
+    fn push(&mut self, frame: &[u8]) -> VadTransition;
+    /// Whether speech is in progress.
+    fn is_speaking(&self) -> bool;
+    /// Voiced frames in a row ending at the latest frame (for barge-in: "≥ 200 ms of speech").
+    fn voiced_run(&self) -> u32;
+}
+
+/// Start and stop hangover over per-frame voiced / unvoiced decisions: the part every detector
+/// shares, so swapping the detector does not change how utterances are cut.
 #[derive(Debug, Clone)]
-pub struct EnergyVad {
-    /// Tuning.
+pub struct Hangover {
+    /// Tuning (only the frame counts are used here).
     config: VadConfig,
     /// Whether we are inside an utterance.
     speaking: bool,
@@ -53,10 +66,10 @@ pub struct EnergyVad {
     silent_run: u32,
 }
 
-impl EnergyVad {
-    /// A detector with `config`.
+impl Hangover {
+    /// Outside speech, with `config`'s start and stop frame counts.
     pub fn new(config: VadConfig) -> Self {
-        EnergyVad {
+        Hangover {
             config,
             speaking: false,
             voiced_run: 0,
@@ -69,14 +82,13 @@ impl EnergyVad {
         self.speaking
     }
 
-    /// Voiced frames in a row ending at the latest frame (for barge-in: "≥ 200 ms of speech").
+    /// Voiced frames in a row ending at the latest frame.
     pub fn voiced_run(&self) -> u32 {
         self.voiced_run
     }
 
-    /// Feeds one frame of mu-law audio.
-    pub fn push(&mut self, frame: &[u8]) -> VadTransition {
-        let voiced = rms(frame) > self.config.rms_threshold;
+    /// Takes one frame's decision.
+    pub fn push(&mut self, voiced: bool) -> VadTransition {
         if voiced {
             self.voiced_run += 1;
             self.silent_run = 0;
@@ -93,6 +105,54 @@ impl EnergyVad {
             return VadTransition::SpeechEnded;
         }
         VadTransition::None
+    }
+}
+
+/// The energy detector's state for one call.
+#[derive(Debug, Clone)]
+pub struct EnergyVad {
+    /// RMS above which a frame is voiced.
+    rms_threshold: f64,
+    /// Start/stop hangover.
+    hangover: Hangover,
+}
+
+impl EnergyVad {
+    /// A detector with `config`.
+    pub fn new(config: VadConfig) -> Self {
+        EnergyVad {
+            rms_threshold: config.rms_threshold,
+            hangover: Hangover::new(config),
+        }
+    }
+
+    /// Whether speech is in progress.
+    pub fn is_speaking(&self) -> bool {
+        self.hangover.is_speaking()
+    }
+
+    /// Voiced frames in a row ending at the latest frame (for barge-in: "≥ 200 ms of speech").
+    pub fn voiced_run(&self) -> u32 {
+        self.hangover.voiced_run()
+    }
+
+    /// Feeds one frame of mu-law audio.
+    pub fn push(&mut self, frame: &[u8]) -> VadTransition {
+        self.hangover.push(rms(frame) > self.rms_threshold)
+    }
+}
+
+impl VoiceActivity for EnergyVad {
+    fn push(&mut self, frame: &[u8]) -> VadTransition {
+        EnergyVad::push(self, frame)
+    }
+
+    fn is_speaking(&self) -> bool {
+        EnergyVad::is_speaking(self)
+    }
+
+    fn voiced_run(&self) -> u32 {
+        EnergyVad::voiced_run(self)
     }
 }
 

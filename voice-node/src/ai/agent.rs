@@ -1,10 +1,10 @@
 //! [`AiAgent`]: the call agent of the offline pipeline, for every mode.
 //!
-//! Per call: an energy VAD cuts the caller's utterances (with start/stop hangover) → Whisper
-//! transcribes each on the inference pool → the mode's flow decides the reply (screening:
-//! classifier verdict; receptionist and forward-missed: knowledge-base answer) → espeak-ng
-//! speaks it clause by clause with Piper (espeak-ng when Piper is not installed; the first
-//! clause goes out while the rest is synthesized).
+//! Per call: a VAD (Silero, or energy without its model) cuts the caller's utterances (with
+//! start/stop hangover) → Whisper transcribes each on the inference pool → the mode's flow
+//! decides the reply (screening: classifier verdict; receptionist and forward-missed:
+//! knowledge-base answer) → espeak-ng speaks it clause by clause with Piper (espeak-ng when
+//! Piper is not installed; the first clause goes out while the rest is synthesized).
 //! Caller speech of at least `barge_in_frames` over the agent's own speech interrupts it.
 //! Every turn carries its timings (end of caller speech, STT final, reply text ready, first TTS
 //! audio; the session adds the first frame sent).
@@ -22,22 +22,24 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::AiModels;
-use super::flow::receptionist::{ReceptionistFlow, ReceptionistState};
+use super::flow::receptionist::{ReceptionistFlow, ReceptionistSetup};
 use super::flow::screening::{ScreeningFlow, ScreeningState};
-use super::flow::{After, Reply, clauses};
+use super::flow::{After, CapturedLead, Reply, clauses, context};
 use super::kb::{self, KnowledgeBase};
 use super::pool::InferencePool;
 use super::screening::{self, ScreeningClassifier};
 use crate::agent::greeting_recorder::{
     GreetingRecorderFactory, PromptVoice, Prompts, RecorderConfig,
 };
-use crate::agent::vad::{EnergyVad, VadConfig, VadTransition};
+use crate::agent::vad::{VadConfig, VadTransition, VoiceActivity};
 use crate::agent::{
     AgentAction, AgentEvent, AgentFactory, AgentHandle, AgentOutput, CallAgent, CallClock,
-    CallStarted, EndReason, ScreeningVerdict, Speaker, SpeechAudio, TranscriptTurn, TurnTimings,
-    UtteranceId,
+    CallStarted, EndReason, ScreeningAction, ScreeningVerdict, Speaker, SpeechAudio,
+    TranscriptTurn, TransferRequest, TurnTimings, UtteranceId,
 };
 use crate::metrics::Metrics;
+use crate::providers::ProviderSource;
+use crate::providers::call::{CallCloud, LlmTurn};
 
 /// Bytes of one 20 ms mu-law frame.
 const FRAME: usize = 160;
@@ -94,6 +96,8 @@ struct Shared {
 pub struct AiAgentFactory {
     /// Shared by the calls.
     shared: Arc<Shared>,
+    /// Cloud providers per tenant / from the environment (offline when none is configured).
+    providers: Arc<ProviderSource>,
 }
 
 impl AiAgentFactory {
@@ -111,13 +115,27 @@ impl AiAgentFactory {
                 db,
                 config,
             }),
+            providers: Arc::new(ProviderSource::offline()),
         }
+    }
+
+    /// Calls use the cloud providers `source` finds (the tenant's settings, else its
+    /// environment defaults), falling back to the offline models when one fails.
+    pub fn with_providers(mut self, source: ProviderSource) -> Self {
+        self.providers = Arc::new(source);
+        self
     }
 }
 
 impl AgentFactory for AiAgentFactory {
     fn start(&self, call: &CallStarted, metrics: Arc<Metrics>) -> AgentHandle {
-        AgentHandle::spawn(AiAgent::new(Arc::clone(&self.shared), call), metrics)
+        let mut agent = AiAgent::new(Arc::clone(&self.shared), call);
+        agent.cloud = CallCloud::new(
+            Arc::clone(&self.providers),
+            Arc::clone(&metrics),
+            &call.call_sid,
+        );
+        AgentHandle::spawn(agent, metrics)
     }
 }
 
@@ -126,12 +144,10 @@ impl AgentFactory for AiAgentFactory {
 pub async fn agent_factory(db: Option<PgPool>) -> Arc<dyn AgentFactory> {
     let pool = InferencePool::for_this_machine();
     match AiModels::load_from_env(&pool).await {
-        Ok(models) => Arc::new(AiAgentFactory::new(
-            models,
-            pool,
-            db,
-            AiAgentConfig::default(),
-        )),
+        Ok(models) => Arc::new(
+            AiAgentFactory::new(models, pool, db, AiAgentConfig::default())
+                .with_providers(ProviderSource::from_env()),
+        ),
         Err(err) => {
             tracing::warn!(
                 error = %err,
@@ -173,8 +189,8 @@ pub struct AiAgent {
     kb: Option<KnowledgeBase>,
     /// The classifier with the tenant's own examples, built at the first introduction.
     classifier: Option<ScreeningClassifier>,
-    /// Cuts utterances.
-    vad: EnergyVad,
+    /// Cuts utterances: Silero when the node loaded it, the energy VAD otherwise.
+    vad: Box<dyn VoiceActivity>,
     /// The last few frames before speech starts (the VAD reports a start a few frames late).
     preroll: VecDeque<u8>,
     /// Mu-law of the current utterance.
@@ -193,19 +209,22 @@ pub struct AiAgent {
     outcome: Option<CallOutcome>,
     /// Caller utterances transcribed.
     caller_turns: u32,
+    /// The call's cloud providers (each falls back to the offline model above when it fails).
+    cloud: CallCloud,
 }
 
 impl AiAgent {
     fn new(shared: Arc<Shared>, call: &CallStarted) -> Self {
-        let vad = EnergyVad::new(shared.config.vad);
+        let vad = super::vad_silero::call_vad(shared.models.silero.as_ref(), shared.config.vad);
         AiAgent {
             clock: call.clock,
             call_sid: call.call_sid.clone(),
             tenant: call.tenant_id.parse().ok(),
             flow: match call.mode {
-                CallMode::Screening => Flow::Screening(ScreeningFlow::new()),
+                // Replaced by the tenant's setup at `Started` ([`AiAgent::load_flow`]).
+                CallMode::Screening => Flow::Screening(ScreeningFlow::default()),
                 CallMode::Receptionist | CallMode::Forward => {
-                    Flow::Receptionist(ReceptionistFlow::new())
+                    Flow::Receptionist(ReceptionistFlow::default())
                 }
             },
             kb: None,
@@ -220,6 +239,11 @@ impl AiAgent {
             barged_in: false,
             outcome: None,
             caller_turns: 0,
+            cloud: CallCloud::new(
+                Arc::new(ProviderSource::offline()),
+                Arc::new(Metrics::new()),
+                &call.call_sid,
+            ),
             shared,
         }
     }
@@ -231,7 +255,15 @@ impl AiAgent {
         let Some((first, rest)) = parts.split_first() else {
             return;
         };
-        let first_audio = synthesize(&self.shared, first).await;
+        let voice = self.cloud.voice();
+        let first_audio = match &voice {
+            Some(v) => v.synthesize(first).await,
+            None => None,
+        };
+        let first_audio = match first_audio {
+            Some(audio) => audio,
+            None => synthesize(&self.shared, first).await,
+        };
         timings.first_tts_byte_ms = Some(self.clock.now_ms());
         let (tx, rx) = mpsc::channel(8);
         let _ = tx.send(first_audio).await;
@@ -241,7 +273,14 @@ impl AiAgent {
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
             for clause in rest {
-                let audio = synthesize(&shared, &clause).await;
+                let cloud = match &voice {
+                    Some(v) => v.synthesize(&clause).await,
+                    None => None,
+                };
+                let audio = match cloud {
+                    Some(audio) => audio,
+                    None => synthesize(&shared, &clause).await,
+                };
                 if tx.send(audio).await.is_err() {
                     break; // interrupted: nobody is listening
                 }
@@ -249,15 +288,85 @@ impl AiAgent {
         });
     }
 
+    /// Says a flow's reply, then does what it commits to: store a confirmed lead, hang up, or
+    /// transfer (the session starts the transfer once the words have played).
     async fn reply(&mut self, reply: Reply, timings: TurnTimings, out: &AgentOutput) {
         self.speak(&reply.text, timings, out).await;
-        if let After::Hangup(outcome) = reply.after {
-            self.outcome = Some(outcome);
-            out.send(AgentAction::Hangup(outcome));
+        if let Some(lead) = &reply.lead {
+            self.store_lead(lead).await;
+        }
+        match reply.after {
+            After::Listen => {}
+            After::Hangup(outcome) => {
+                self.outcome = Some(outcome);
+                out.send(AgentAction::Hangup(outcome));
+            }
+            After::Transfer(target) => {
+                out.send(AgentAction::Transfer(TransferRequest {
+                    to: target.to,
+                    department: target.department,
+                }));
+            }
+        }
+    }
+
+    /// Replaces the default flow with one set up for the tenant and this call (departments,
+    /// hours, policy, allow list, how the call got here). Without a database the stream's
+    /// parameters still say the caller ID and whether this follows a failed transfer.
+    async fn load_flow(&mut self, call: &CallStarted) {
+        let db = self.shared.db.clone();
+        match (&mut self.flow, db, self.tenant) {
+            (Flow::Screening(flow), Some(db), Some(tenant)) => {
+                match context::screening_setup(&db, tenant, call).await {
+                    Ok(setup) => *flow = ScreeningFlow::new(setup),
+                    Err(err) => {
+                        tracing::warn!(call_sid = %self.call_sid, error = %err, "could not load the screening setup; using defaults");
+                    }
+                }
+            }
+            (Flow::Receptionist(flow), db, tenant) => {
+                let loaded = match (db, tenant) {
+                    (Some(db), Some(tenant)) => {
+                        context::receptionist_setup(&db, tenant, call, jiff::Timestamp::now())
+                            .await
+                            .inspect_err(|err| {
+                                tracing::warn!(call_sid = %self.call_sid, error = %err, "could not load the receptionist setup; using defaults");
+                            })
+                            .ok()
+                    }
+                    _ => None,
+                };
+                *flow = ReceptionistFlow::new(loaded.unwrap_or_else(|| ReceptionistSetup {
+                    caller_id: context::caller_id(call),
+                    entry: context::entry_of(call),
+                    ..ReceptionistSetup::default()
+                }));
+            }
+            (Flow::Screening(_), _, _) => {}
+        }
+    }
+
+    /// Stores a lead the caller confirmed and queues its e-mail and owner SMS.
+    async fn store_lead(&self, lead: &CapturedLead) {
+        let (Some(db), Some(tenant)) = (&self.shared.db, self.tenant) else {
+            tracing::warn!(call_sid = %self.call_sid, "lead confirmed but the node has no database: not stored");
+            return;
+        };
+        match crate::jobs::lead_notify::store_call_lead(db, tenant, &self.call_sid, lead).await {
+            Ok(Some(lead_id)) => {
+                tracing::info!(call_sid = %self.call_sid, lead = %lead_id, urgency = lead.urgency.as_str(), "lead stored");
+            }
+            Ok(None) => {
+                tracing::debug!(call_sid = %self.call_sid, "lead already stored for this call")
+            }
+            Err(err) => tracing::error!(call_sid = %self.call_sid, error = %err, "lead not stored"),
         }
     }
 
     async fn transcribe(&self, mulaw: Vec<u8>) -> Option<String> {
+        if let Some(text) = self.cloud.transcribe(&mulaw).await {
+            return Some(text);
+        }
         let models = Arc::clone(&self.shared.models);
         let t0 = StdInstant::now();
         let seconds = mulaw.len() as f32 / 8000.0;
@@ -321,7 +430,7 @@ impl AiAgent {
                 let Flow::Screening(flow) = &mut self.flow else {
                     return;
                 };
-                let (reply, action) = flow.on_introduction(verdict.label);
+                let (reply, action) = flow.on_introduction(verdict.label, verdict.confidence);
                 tracing::info!(
                     call_sid = %self.call_sid,
                     label = %verdict.label,
@@ -341,15 +450,27 @@ impl AiAgent {
                 flow.on_caller(&text)
             }
             Flow::Receptionist(flow) => {
-                let answer = if flow.wants_answer() {
+                let wants_answer = flow.wants_answer();
+                let answer = if wants_answer {
                     self.kb_answer(&text).await
+                } else {
+                    None
+                };
+                // With a model: it words the answer from the KB entry, or picks a tool.
+                let model = if wants_answer && self.cloud.has_llm() {
+                    self.cloud.receptionist_turn(&text, answer.as_deref()).await
                 } else {
                     None
                 };
                 let Flow::Receptionist(flow) = &mut self.flow else {
                     return;
                 };
-                flow.on_caller(&text, answer.as_deref())
+                match model {
+                    Some(LlmTurn::Action(action)) => Some(flow.apply(action)),
+                    Some(LlmTurn::Answer(words)) => flow.on_caller(&text, Some(&words)),
+                    Some(LlmTurn::NoAnswer) => flow.on_caller(&text, None),
+                    None => flow.on_caller(&text, answer.as_deref()),
+                }
             }
         };
         let Some(reply) = reply else {
@@ -366,6 +487,9 @@ impl AiAgent {
 
     /// Classifies the caller's introduction (with the tenant's own examples).
     async fn classify(&mut self, text: &str) -> ScreeningVerdict {
+        if let Some(verdict) = self.cloud.screen(text).await {
+            return verdict;
+        }
         if self.classifier.is_none() {
             let base = self.shared.models.classifier.clone();
             let extra = match (&self.shared.db, self.tenant) {
@@ -457,6 +581,9 @@ impl AiAgent {
 
     /// A partial transcript of a long utterance still in progress.
     async fn partial(&mut self) {
+        if self.cloud.has_stt() {
+            return; // logs only; not worth the offline model's CPU when the cloud transcribes
+        }
         let audio = self.utterance.clone();
         self.partial_at = audio.len();
         if let Some(text) = self.transcribe(audio).await {
@@ -521,8 +648,13 @@ impl AiAgent {
             Flow::Screening(f) if f.state == ScreeningState::TakingMessage
         ) || matches!(
             &self.flow,
-            Flow::Receptionist(f) if f.state == ReceptionistState::TakingMessage
+            Flow::Receptionist(f) if f.is_taking_details()
         );
+        if matches!(&self.flow, Flow::Receptionist(f) if f.lead_confirmed())
+            && self.outcome.is_none()
+        {
+            self.outcome = Some(CallOutcome::MessageTaken);
+        }
         if self.vad.is_speaking() && self.utterance.len() >= 25 * FRAME {
             let audio = std::mem::take(&mut self.utterance);
             let end_ms = self.last_voiced_end_ms;
@@ -562,12 +694,34 @@ impl AiAgent {
 impl CallAgent for AiAgent {
     async fn on_event(&mut self, event: AgentEvent, out: &AgentOutput) {
         match event {
-            AgentEvent::Started(_) => {
-                let greeting = match &self.flow {
+            AgentEvent::Started(call) => {
+                self.cloud
+                    .resolve(self.shared.db.as_ref(), self.tenant, out)
+                    .await;
+                self.load_flow(&call).await;
+                let greeting = match &mut self.flow {
                     Flow::Screening(f) => f.start(),
                     Flow::Receptionist(f) => f.start(),
                 };
+                if matches!(&self.flow, Flow::Screening(f) if f.skipped_screening()) {
+                    // Allow-listed: put through unscreened, and the inbox says why.
+                    out.send(AgentAction::Screening(ScreeningVerdict {
+                        label: ScreeningLabel::Legit,
+                        intent: "contact on the allow list".into(),
+                        confidence: 1.0,
+                        rationale: "the caller's number is on the tenant's allow list".into(),
+                        action: Some(ScreeningAction::Transfer),
+                    }));
+                }
                 self.reply(greeting, TurnTimings::default(), out).await;
+            }
+            AgentEvent::TransferFailed { reason } => {
+                tracing::info!(call_sid = %self.call_sid, reason = %reason, "transfer failed; taking details instead");
+                let reply = match &mut self.flow {
+                    Flow::Screening(f) => f.transfer_failed(),
+                    Flow::Receptionist(f) => f.transfer_failed(),
+                };
+                self.reply(reply, TurnTimings::default(), out).await;
             }
             AgentEvent::Audio(audio) => {
                 let frame_end_ms = self.clock.ms_at(audio.received_at);

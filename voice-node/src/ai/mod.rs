@@ -9,6 +9,8 @@
 //! - [`audio`]: 8 kHz mu-law → 16 kHz float for Whisper (a band-limited resampler).
 //! - [`stt`]: Whisper tiny.en (candle) on VAD-cut utterances.
 //! - [`tts_piper`]: the Piper voice (ONNX Runtime loaded at run time), when installed.
+//! - [`vad_silero`]: Silero VAD on the caller's audio, when installed (energy VAD otherwise).
+//! - [`onnx`]: the process's one ONNX Runtime environment, shared by Piper and Silero.
 //! - [`flow`]: the deterministic dialogue of each call mode.
 //! - [`agent`]: the [`crate::agent::CallAgent`] that ties them together, and its factory.
 //!
@@ -20,10 +22,12 @@ pub mod embed;
 pub mod flow;
 pub mod kb;
 pub mod models;
+pub mod onnx;
 pub mod pool;
 pub mod screening;
 pub mod stt;
 pub mod tts_piper;
+pub mod vad_silero;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +49,8 @@ pub struct AiModels {
     pub transcriber: Transcriber,
     /// The Piper voice, if installed and loadable (replies use espeak-ng otherwise).
     pub piper: Option<tts_piper::PiperVoice>,
+    /// Silero VAD, if installed and loadable (calls use the energy VAD otherwise).
+    pub silero: Option<Arc<vad_silero::SileroModel>>,
 }
 
 /// Loading a model failed.
@@ -78,10 +84,22 @@ impl AiModels {
                 })
                 .ok()
         });
+        // One session per core: a call's VAD runs inline in its task, so calls on different
+        // cores should not queue on one session's lock.
+        let sessions = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let silero = paths.silero.as_ref().and_then(|p| {
+            vad_silero::SileroModel::load(&p.onnxruntime, &p.model, sessions)
+                .inspect_err(|err| {
+                    tracing::warn!(error = %err, "cannot load Silero VAD; calls use the energy VAD");
+                })
+                .ok()
+                .map(Arc::new)
+        });
         tracing::info!(
             ms = t0.elapsed().as_millis() as u64,
             examples = classifier.len(),
             piper = piper.is_some(),
+            vad = if silero.is_some() { "silero" } else { "energy" },
             "offline AI models loaded"
         );
         Ok(AiModels {
@@ -89,6 +107,7 @@ impl AiModels {
             classifier,
             transcriber,
             piper,
+            silero,
         })
     }
 

@@ -13,8 +13,10 @@ pub const MINILM_DIR: &str = "all-minilm-l6-v2";
 pub const WHISPER_DIR: &str = "whisper-tiny-en";
 /// Subdirectory with the Piper voice (`voice.onnx`, `voice.onnx.json`). Optional.
 pub const PIPER_DIR: &str = "piper-en-us-joe-medium";
-/// Subdirectory with ONNX Runtime's shared library (`libonnxruntime.so`), for Piper.
+/// Subdirectory with ONNX Runtime's shared library (`libonnxruntime.so`), for Piper and Silero.
 pub const ONNXRUNTIME_DIR: &str = "onnxruntime";
+/// Subdirectory with Silero VAD (`silero_vad.onnx`). Optional: the energy VAD runs without it.
+pub const SILERO_DIR: &str = "silero-vad";
 
 /// The models directory the environment points at.
 pub fn models_dir() -> PathBuf {
@@ -37,6 +39,8 @@ pub struct ModelPaths {
     pub whisper: PathBuf,
     /// The Piper voice, when it and ONNX Runtime are installed (espeak-ng speaks otherwise).
     pub piper: Option<PiperPaths>,
+    /// Silero VAD, when it and ONNX Runtime are installed (the energy VAD runs otherwise).
+    pub silero: Option<SileroPaths>,
 }
 
 /// The files Piper needs.
@@ -48,6 +52,15 @@ pub struct PiperPaths {
     pub model: PathBuf,
     /// Its configuration (phoneme ids, sample rate).
     pub config: PathBuf,
+}
+
+/// The files Silero VAD needs.
+#[derive(Debug, Clone)]
+pub struct SileroPaths {
+    /// ONNX Runtime's shared library.
+    pub onnxruntime: PathBuf,
+    /// The network.
+    pub model: PathBuf,
 }
 
 /// A model file is missing: the node runs without the AI pipeline.
@@ -90,7 +103,17 @@ impl ModelPaths {
             minilm,
             whisper,
             piper,
+            silero: Self::locate_silero(dir),
         })
+    }
+
+    /// Silero VAD under `dir`, if it and ONNX Runtime are there.
+    pub fn locate_silero(dir: &Path) -> Option<SileroPaths> {
+        let silero = SileroPaths {
+            onnxruntime: dir.join(ONNXRUNTIME_DIR).join("libonnxruntime.so"),
+            model: dir.join(SILERO_DIR).join("silero_vad.onnx"),
+        };
+        (silero.onnxruntime.is_file() && silero.model.is_file()).then_some(silero)
     }
 
     /// The models the environment points at ([`models_dir`]).

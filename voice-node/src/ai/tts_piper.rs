@@ -104,10 +104,8 @@ impl PiperVoice {
                 chars.next().is_none().then_some((c, v))
             })
             .collect();
-        let env = ort::init_from(onnxruntime_so)
-            .map_err(ort_err)?
-            .build()
-            .map_err(ort_err)?;
+        // The process's one environment, shared with Silero VAD (`ort` allows only one).
+        let env = super::onnx::environment(onnxruntime_so).map_err(ort_err)?;
         let session = Session::builder(&env)
             .map_err(ort_err)?
             .with_intra_threads(1)

@@ -16,19 +16,11 @@ use super::calls;
 use super::error::{ApiError, ApiResult};
 use super::session::{Session, audit};
 use crate::server::AppState;
+use crate::twilio_rest::{TwilioClient, TwilioError};
 
-/// Twilio's REST base, account and auth token; None when the node has no account.
-fn twilio(state: &AppState) -> Option<(String, String, String)> {
-    let config = &state.config;
-    let sid = config.twilio_account_sid.clone()?;
-    if config.twilio_auth_token.is_empty() {
-        return None;
-    }
-    Some((
-        format!("{}/2010-04-01/Accounts/{sid}", config.twilio_api_base),
-        sid,
-        config.twilio_auth_token.clone(),
-    ))
+/// The node's Twilio client; `None` when the node has no account.
+fn twilio(state: &AppState) -> Option<TwilioClient> {
+    TwilioClient::from_config(&state.config)
 }
 
 fn unavailable() -> ApiError {
@@ -68,24 +60,14 @@ pub async fn media(
     .fetch_optional(&state.pool)
     .await?;
     let sid = sid.ok_or_else(ApiError::not_found)?;
-    let (base, account, token) = twilio(&state).ok_or_else(unavailable)?;
-    let mut request = reqwest::Client::new()
-        .get(format!("{base}/Recordings/{sid}.mp3"))
-        .basic_auth(account, Some(token));
-    if let Some(range) = headers.get(header::RANGE) {
-        request = request.header(header::RANGE, range.clone());
-    }
-    let upstream = request
-        .send()
-        .await
-        .map_err(|e| twilio_failed(e.without_url()))?;
+    let client = twilio(&state).ok_or_else(unavailable)?;
+    let range = headers.get(header::RANGE).and_then(|r| r.to_str().ok());
+    let upstream = match client.fetch_recording_media(&sid, range).await {
+        Ok(upstream) => upstream,
+        Err(TwilioError::Api { status: 404, .. }) => return Err(ApiError::not_found()),
+        Err(err) => return Err(twilio_failed(err)),
+    };
     let status = upstream.status();
-    if status == reqwest::StatusCode::NOT_FOUND {
-        return Err(ApiError::not_found());
-    }
-    if !(status.is_success() || status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE) {
-        return Err(twilio_failed(status));
-    }
     let mut response = Response::builder()
         .status(status.as_u16())
         .header(header::CONTENT_TYPE, "audio/mpeg")
@@ -122,24 +104,15 @@ pub async fn start(
     if !call.is_live() {
         return Err(ApiError::conflict("the call has ended"));
     }
-    let (base, account, token) = twilio(&state).ok_or_else(unavailable)?;
-    let answer = reqwest::Client::new()
-        .post(format!("{base}/Calls/{}/Recordings.json", call.call_sid()))
-        .basic_auth(account, Some(token))
-        .header("accept", "application/json")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("RecordingChannels=dual")
-        .send()
+    let client = twilio(&state).ok_or_else(unavailable)?;
+    let sid = client
+        .start_call_recording(call.call_sid())
         .await
-        .map_err(|e| twilio_failed(e.without_url()))?;
-    if !answer.status().is_success() {
-        return Err(twilio_failed(answer.status()));
+        .map_err(twilio_failed)?;
+    if sid.is_empty() {
+        return Err(twilio_failed("no sid in Twilio's answer"));
     }
-    let body: Value = answer.json().await.map_err(twilio_failed)?;
-    let sid = body["sid"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| twilio_failed("no sid in Twilio's answer"))?;
+    let sid = sid.as_str();
     sqlx::query(
         "INSERT INTO recordings (recording_sid, tenant_id, call_id, status) VALUES ($1, $2, $3, 'in_progress')
          ON CONFLICT (recording_sid) DO UPDATE SET status = 'in_progress'",
@@ -180,22 +153,11 @@ pub async fn stop(
     .fetch_optional(&state.pool)
     .await?;
     let sid = sid.ok_or_else(|| ApiError::conflict("nothing is being recorded"))?;
-    let (base, account, token) = twilio(&state).ok_or_else(unavailable)?;
-    let answer = reqwest::Client::new()
-        .post(format!(
-            "{base}/Calls/{}/Recordings/{sid}.json",
-            call.call_sid()
-        ))
-        .basic_auth(account, Some(token))
-        .header("accept", "application/json")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("Status=stopped")
-        .send()
+    let client = twilio(&state).ok_or_else(unavailable)?;
+    client
+        .stop_call_recording(call.call_sid(), &sid)
         .await
-        .map_err(|e| twilio_failed(e.without_url()))?;
-    if !answer.status().is_success() {
-        return Err(twilio_failed(answer.status()));
-    }
+        .map_err(twilio_failed)?;
     // Twilio's recording callback later moves it on to `completed` with its duration.
     sqlx::query("UPDATE recordings SET status = 'stopped' WHERE recording_sid = $1 AND status <> 'completed'")
         .bind(&sid)
@@ -219,16 +181,9 @@ pub const DELETE_JOB: &str = "recording.delete";
 /// Deletes a recording's media at Twilio and marks the row deleted; when Twilio is not
 /// configured or does not answer, queues a [`DELETE_JOB`] job instead (the row stays until then).
 pub async fn delete_at_twilio(state: &AppState, tenant: Uuid, recording_sid: &str) {
+    // A 404 counts as deleted: Twilio no longer has it, which is what was asked.
     let deleted = match twilio(state) {
-        Some((base, account, token)) => {
-            let answer = reqwest::Client::new()
-                .delete(format!("{base}/Recordings/{recording_sid}.json"))
-                .basic_auth(account, Some(token))
-                .send()
-                .await;
-            // 404: Twilio no longer has it, which is what was asked.
-            matches!(&answer, Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND)
-        }
+        Some(client) => client.delete_recording(recording_sid).await.is_ok(),
         None => false,
     };
     let result = if deleted {

@@ -73,3 +73,77 @@ pub async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
     }
     Ok(())
 }
+
+/// Stores a lead confirmed on a call and queues its announcements, in one transaction: the
+/// `lead_notify` e-mail job and, when the called number has an owner phone, an SMS to the owner
+/// (an `sms_send` job keyed `lead_sms:{lead}`, so a retried job texts once). A call stores at
+/// most one lead: a second attempt for the same call returns `None` and queues nothing.
+pub async fn store_call_lead(
+    pool: &sqlx::PgPool,
+    tenant_id: Uuid,
+    call_sid: &str,
+    lead: &crate::ai::flow::CapturedLead,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let call: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, to_number FROM calls WHERE call_sid = $1 AND tenant_id = $2")
+            .bind(call_sid)
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let call_id = call.as_ref().map(|(id, _)| *id);
+    let lead_id: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO leads (tenant_id, name, callback_number, reason, urgency, call_id)
+         SELECT $1, $2, $3, $4, $5, $6
+         WHERE $6::uuid IS NULL OR NOT EXISTS (SELECT 1 FROM leads WHERE call_id = $6)
+         RETURNING id",
+    )
+    .bind(tenant_id)
+    .bind(&lead.name)
+    .bind(&lead.callback_number)
+    .bind(&lead.reason)
+    .bind(lead.urgency.as_str())
+    .bind(call_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(lead_id) = lead_id else {
+        return Ok(None);
+    };
+    super::queue::enqueue(&mut *tx, &job(tenant_id, lead_id)).await?;
+    let owner: Option<(String, Option<String>)> =
+        match &call {
+            Some((_, to_number)) => sqlx::query_as(
+                "SELECT e164, owner_phone FROM phone_numbers WHERE e164 = $1 AND tenant_id = $2",
+            )
+            .bind(to_number)
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?,
+            None => None,
+        };
+    if let Some((from, Some(owner_phone))) = owner {
+        let sms = super::sms_send::OutboundSms {
+            tenant_id,
+            thread_id: None,
+            to: owner_phone,
+            from,
+            body: owner_sms_body(lead),
+            author: super::sms_send::Author::System,
+            idempotency_key: format!("lead_sms:{lead_id}"),
+        };
+        super::sms_send::enqueue(&mut *tx, &sms, None).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(lead_id))
+}
+
+/// The owner's text about a new lead: everything needed to call back, in one SMS.
+fn owner_sms_body(lead: &crate::ai::flow::CapturedLead) -> String {
+    format!(
+        "New lead: {}, call back {}, about {} ({}).",
+        lead.name,
+        lead.callback_number,
+        lead.reason,
+        lead.urgency.spoken()
+    )
+}

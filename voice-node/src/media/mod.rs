@@ -10,11 +10,14 @@
 //!   [`StreamEvent`]s and a [`MediaSink`], so tests drive it without sockets.
 //! - [`player`]: outbound utterances cut into 20 ms frames and paced slightly faster than real
 //!   time, a mark after each utterance, `clear` on barge-in.
+//! - [`turn_seq`]: where a stream's transcript numbering starts, so a call Twilio reconnects
+//!   continues its turn numbers instead of colliding with them.
 
 pub mod player;
 pub mod session;
 pub mod socket;
 mod stream;
+pub mod turn_seq;
 
 pub use stream::{
     AudioChunk, CloseCause, MediaSink, Outgoing, ProtocolViolation, SinkError, StreamEvent,

@@ -24,16 +24,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::player::{Pacing, Player, Step, UtteranceFinished, UtteranceStarted};
+use super::turn_seq::TurnSeqs;
 use super::{CloseCause, MediaSink, Outgoing, SinkError, StreamEvent};
+use crate::agent::TransferRequest;
 use crate::agent::{
     AgentAction, AgentEvent, AgentFactory, AgentHandle, CallClock, CallStarted, DeliveryError,
     EndReason, InboundAudio, ScreeningVerdict, Speaker, TranscriptTurn,
 };
-use crate::call_control::CallControl;
 use crate::drain::{self, DrainState};
 use crate::metrics::Metrics;
 use crate::store::writes::{CallEndedRow, CallEventRow, CallStartedRow, ScreeningRow, TurnRow};
 use crate::store::{Write, WriteQueue};
+use crate::twilio_rest::{CallUpdate, TwilioClient};
 
 /// How long a socket may take to send `start` after the upgrade.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +49,13 @@ const GOODBYE_MAX: Duration = Duration::from_secs(60);
 
 /// After the REST hang-up, how long to wait for Twilio's `stop` before closing ourselves.
 const STOP_AFTER_HANGUP_WAIT: Duration = Duration::from_secs(2);
+
+/// After a transfer's REST update, how long to wait for Twilio's `stop` before closing.
+const STOP_AFTER_TRANSFER_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the transferred caller's phone rings at the target before `/telephony/dial-result`
+/// sends them back to the AI.
+pub const TRANSFER_DIAL_TIMEOUT_S: u32 = 20;
 
 /// How long an agent may take to wrap up after [`AgentEvent::Ended`].
 const AGENT_WRAP_UP: Duration = Duration::from_secs(1);
@@ -69,8 +78,13 @@ pub struct SessionContext {
     pub drain: watch::Receiver<DrainState>,
     /// Outbound pacing.
     pub pacing: Pacing,
-    /// Twilio REST hang-up, when credentials are configured.
-    pub call_control: Option<Arc<dyn CallControl>>,
+    /// Twilio REST (hang-up, transfer), when credentials are configured.
+    pub twilio: Option<TwilioClient>,
+    /// `PUBLIC_WEBHOOK_BASE_URL`: the edge's public URL, for a transfer's
+    /// `<Dial action=…/telephony/dial-result>` (without it a missed transfer just ends).
+    pub webhook_base_url: Option<String>,
+    /// Where each stream's transcript numbering starts, so a reconnected call continues it.
+    pub turn_seqs: TurnSeqs,
 }
 
 impl std::fmt::Debug for SessionContext {
@@ -140,7 +154,9 @@ pub async fn run<S: MediaSink>(
             };
         }
     };
-    let call = Call::begin(&start, claims, &ctx);
+    // A reconnected stream (same CallSid) numbers its turns after the ones already written.
+    let first_seq = ctx.turn_seqs.first_seq(&start.call_sid).await;
+    let call = Call::begin(&start, claims, &ctx, first_seq);
     call.run(events, sink, drain_rx).await
 }
 
@@ -330,6 +346,12 @@ struct Call {
     next_event: u32,
     /// The outcome the agent gave.
     outcome: Option<CallOutcome>,
+    /// A transfer the agent asked for, started once its words have played.
+    pending_transfer: Option<TransferRequest>,
+    /// Set once Twilio accepted the transfer: the call goes on without this stream, so the
+    /// session neither hangs it up nor writes its end (the dial's result and Twilio's status
+    /// callback do).
+    transferred: Option<TransferRequest>,
     /// Held for the call's lifetime.
     _active: ActiveCall,
 }
@@ -339,6 +361,7 @@ impl Call {
         start: &shared::media_stream::Start,
         claims: stream_token::StreamClaims,
         ctx: &Arc<SessionContext>,
+        first_seq: u32,
     ) -> Self {
         let metrics = Arc::clone(&ctx.metrics);
         metrics.active_calls.inc();
@@ -377,9 +400,11 @@ impl Call {
             wall_start,
             agent,
             player: Player::new(ctx.pacing, clock),
-            next_seq: 0,
+            next_seq: first_seq,
             next_event: 0,
             outcome: None,
+            pending_transfer: None,
+            transferred: None,
             _active: active,
         }
     }
@@ -395,13 +420,15 @@ impl Call {
         if let EndReason::ProtocolError(message) = &reason {
             self.event("session_error", json!({ "message": message }));
         }
-        // Close a broken or refused socket at once; a hung-up call first ends at Twilio.
+        // Close a broken or refused socket at once; a hung-up call first ends at Twilio. A
+        // transferred call is not hung up: it lives on in its `<Dial>`.
+        let hang_up = reason == EndReason::AgentHangup && self.transferred.is_none();
         let mut closed_with = None;
-        if reason != EndReason::AgentHangup {
+        if !hang_up {
             closed_with = send_close(&mut sink, close.clone()).await;
         }
         self.wrap_up(&reason).await;
-        if reason == EndReason::AgentHangup {
+        if hang_up {
             self.hang_up_at_twilio(&mut events).await;
             closed_with = send_close(&mut sink, close).await;
         }
@@ -425,10 +452,16 @@ impl Call {
         // Set when the agent hangs up: the latest the call may go on.
         let mut hangup_deadline: Option<Instant> = None;
         let far = || Instant::now() + Duration::from_secs(86_400);
+        // Set once a transfer is under way: Twilio's `stop` is due by then.
+        let mut transfer_deadline: Option<Instant> = None;
         loop {
             if let Some(deadline) = hangup_deadline {
                 if self.player.is_quiet() {
-                    return Ending::of(EndReason::AgentHangup);
+                    if let Some(ending) = self.after_goodbye(&mut transfer_deadline).await {
+                        return ending;
+                    }
+                    hangup_deadline = None;
+                    continue;
                 }
                 if wake.is_none() {
                     // Everything is sent; only mark echoes are awaited.
@@ -439,7 +472,17 @@ impl Call {
                 biased;
                 _ = drain::closing(drain_rx) => return Ending::of(EndReason::NodeShutdown),
                 _ = tokio::time::sleep_until(hangup_deadline.unwrap_or_else(far)), if hangup_deadline.is_some() => {
-                    return Ending::of(EndReason::AgentHangup);
+                    if let Some(ending) = self.after_goodbye(&mut transfer_deadline).await {
+                        return ending;
+                    }
+                    hangup_deadline = None;
+                }
+                _ = tokio::time::sleep_until(transfer_deadline.unwrap_or_else(far)), if transfer_deadline.is_some() => {
+                    // Twilio took the call but never stopped the stream: close it ourselves.
+                    return Ending {
+                        reason: EndReason::AgentHangup,
+                        close: Some((1000, "call transferred".into())),
+                    };
                 }
                 event = events.recv() => match event {
                     Some(StreamEvent::Media { audio, timestamp_ms, received_at }) => {
@@ -486,6 +529,17 @@ impl Call {
                     }
                     Some(AgentAction::Turn(turn)) => self.write_turn(turn),
                     Some(AgentAction::Screening(verdict)) => self.write_screening(verdict),
+                    Some(AgentAction::Event(e)) => self.event(e.kind, e.payload),
+                    Some(AgentAction::Transfer(request)) => {
+                        if self.transferred.is_none() && self.pending_transfer.is_none() {
+                            self.event(
+                                "transfer_attempt",
+                                json!({ "department": request.department, "to": request.to }),
+                            );
+                            self.pending_transfer = Some(request);
+                            hangup_deadline.get_or_insert(Instant::now() + GOODBYE_MAX);
+                        }
+                    }
                     None => {
                         tracing::error!(call_sid = %self.call_sid, "agent task ended before the call");
                         return Ending {
@@ -546,12 +600,7 @@ impl Call {
 
     fn utterance_started(&mut self, started: UtteranceStarted) {
         let timings = started.timings;
-        if let (Some(end), Some(first)) = (timings.speech_end_ms, timings.first_audio_frame_ms) {
-            self.ctx
-                .metrics
-                .turn_latency
-                .observe_ms(f64::from(first.saturating_sub(end)));
-        }
+        self.ctx.metrics.observe_turn(&timings);
         let at = self.wall_at(timings.first_audio_frame_ms.unwrap_or(0));
         self.ctx.store.push(Write::Turn(TurnRow {
             call_sid: self.call_sid.clone(),
@@ -633,11 +682,20 @@ impl Call {
             match action {
                 AgentAction::Turn(turn) => self.write_turn(turn),
                 AgentAction::Screening(verdict) => self.write_screening(verdict),
+                AgentAction::Event(e) => self.event(e.kind, e.payload),
                 AgentAction::Hangup(outcome) => agent_outcome = Some(outcome),
-                AgentAction::Say(_) | AgentAction::Interrupt => {}
+                AgentAction::Say(_) | AgentAction::Interrupt | AgentAction::Transfer(_) => {}
             }
         }
         self.agent.task.abort();
+        self.ctx
+            .turn_seqs
+            .session_ended(&self.call_sid, self.next_seq);
+        if self.transferred.is_some() {
+            // Not over: `transferred` or back to the AI once the dial reports.
+            self.outcome = None;
+            return;
+        }
         let outcome = self.outcome.or(agent_outcome).unwrap_or(match reason {
             EndReason::ProtocolError(_) | EndReason::NodeShutdown => CallOutcome::Failed,
             _ => CallOutcome::Abandoned,
@@ -653,13 +711,59 @@ impl Call {
         }));
     }
 
+    /// The agent's last words before a hang-up or transfer have played. A hang-up ends the
+    /// session; a transfer is started over REST and the session waits for Twilio's `stop`
+    /// (`None`), or, when it cannot start, the agent hears [`AgentEvent::TransferFailed`] and
+    /// the call goes on (`None`).
+    async fn after_goodbye(&mut self, transfer_deadline: &mut Option<Instant>) -> Option<Ending> {
+        let Some(request) = self.pending_transfer.take() else {
+            return Some(Ending::of(EndReason::AgentHangup));
+        };
+        match self.transfer_at_twilio(&request).await {
+            Ok(()) => {
+                tracing::info!(call_sid = %self.call_sid, department = %request.department, "call transferred");
+                self.event(
+                    "transfer_started",
+                    json!({ "department": request.department }),
+                );
+                self.transferred = Some(request);
+                *transfer_deadline = Some(Instant::now() + STOP_AFTER_TRANSFER_WAIT);
+            }
+            Err(reason) => {
+                tracing::warn!(call_sid = %self.call_sid, department = %request.department, reason = %reason, "transfer could not start");
+                self.event(
+                    "transfer_failed",
+                    json!({ "department": request.department, "reason": reason }),
+                );
+                self.outcome = None;
+                let _ = self.agent.deliver(AgentEvent::TransferFailed { reason });
+            }
+        }
+        None
+    }
+
+    /// Replaces the call's TwiML with `<Dial action=…/telephony/dial-result timeout=20>` to the
+    /// target (twilio.md §6), so the edge decides what a missed dial does.
+    async fn transfer_at_twilio(&self, request: &TransferRequest) -> Result<(), String> {
+        let Some(twilio) = &self.ctx.twilio else {
+            return Err(
+                "no Twilio account configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)".into(),
+            );
+        };
+        let twiml = transfer_twiml(request, self.ctx.webhook_base_url.as_deref());
+        twilio
+            .update_call(&self.call_sid, &CallUpdate::Twiml(twiml))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Ends the call at Twilio (REST) before the socket closes, then waits briefly for `stop`.
     async fn hang_up_at_twilio(&mut self, events: &mut mpsc::Receiver<StreamEvent>) {
-        let Some(control) = self.ctx.call_control.clone() else {
+        let Some(twilio) = self.ctx.twilio.clone() else {
             tracing::debug!(call_sid = %self.call_sid, "no Twilio credentials: ending the call by closing the stream");
             return;
         };
-        if let Err(err) = control.hang_up(&self.call_sid).await {
+        if let Err(err) = twilio.hang_up(&self.call_sid).await {
             tracing::warn!(call_sid = %self.call_sid, error = %err, "REST hang-up failed; closing the stream");
             return;
         }
@@ -671,6 +775,27 @@ impl Call {
             }
         }
     }
+}
+
+/// The TwiML that transfers a call: a `<Dial>` to a number or SIP URI whose `action` reports
+/// the result to the edge (`?transfer=1` marks it as the node's transfer, not forward mode).
+pub fn transfer_twiml(request: &TransferRequest, webhook_base_url: Option<&str>) -> String {
+    use shared::twiml::{Dial, Method, Number, Sip, VoiceResponse};
+    let mut dial = Dial::new().timeout(TRANSFER_DIAL_TIMEOUT_S);
+    if let Some(base) = webhook_base_url {
+        dial = dial
+            .action(format!(
+                "{}/telephony/dial-result?transfer=1",
+                base.trim_end_matches('/')
+            ))
+            .method(Method::Post);
+    }
+    let dial = if request.to.starts_with("sip:") || request.to.starts_with("sips:") {
+        dial.sip(Sip::new(&request.to))
+    } else {
+        dial.number(Number::new(&request.to))
+    };
+    VoiceResponse::new().dial(dial).to_xml()
 }
 
 /// Writing to the socket failed: the peer is gone.

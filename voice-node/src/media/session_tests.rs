@@ -115,7 +115,9 @@ fn harness_with(agents: Option<Arc<dyn AgentFactory>>) -> Harness {
         metrics: Arc::clone(&metrics),
         drain: drain.subscribe(),
         pacing: Pacing::default(),
-        call_control: None,
+        twilio: None,
+        webhook_base_url: None,
+        turn_seqs: crate::media::turn_seq::TurnSeqs::new(None),
     });
     let (events_tx, events_rx) = mpsc::channel(64);
     let (sent_tx, sent) = mpsc::unbounded_channel();
@@ -522,6 +524,66 @@ async fn hangup_waits_for_the_goodbye_to_play_then_ends_the_call() {
     assert!(
         matches!(writes.last(), Some(Write::CallEnded(end)) if end.outcome == Some(CallOutcome::MessageTaken))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transfer_without_a_twilio_account_is_reported_to_the_agent_and_the_call_goes_on() {
+    let mut h = harness();
+    let out = h.started().await;
+    let hold = out.say(clip(5), "please hold", TurnTimings::default());
+    out.send(AgentAction::Transfer(crate::agent::TransferRequest {
+        to: "+15550001111".into(),
+        department: "Sales".into(),
+    }));
+    let (frames, mark) = h.frames_until_other().await;
+    assert_eq!((frames, mark), (5, Sent::Mark(hold.mark_name())));
+    // The transfer starts only once "please hold" was heard.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.send(StreamEvent::Mark(hold.mark_name())).await;
+    let reason = loop {
+        match h.agent_events.recv().await.expect("agent events") {
+            AgentEvent::TransferFailed { reason } => break reason,
+            _ => continue,
+        }
+    };
+    assert!(reason.contains("TWILIO_ACCOUNT_SID"), "{reason}");
+    // The call goes on: the agent can still speak, and it is not hung up.
+    let more = out.say(clip(3), "let me take a message", TurnTimings::default());
+    let (frames, mark) = h.frames_until_other().await;
+    assert_eq!((frames, mark), (3, Sent::Mark(more.mark_name())));
+    assert!(!h.task.is_finished());
+    h.send(StreamEvent::Stop).await;
+    let (summary, writes, _) = h.finish().await;
+    assert_eq!(summary.reason, EndReason::Stopped);
+    let kinds: Vec<&str> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Event(e) => Some(e.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["transfer_attempt", "transfer_failed"]);
+}
+
+#[test]
+fn transfer_twiml_dials_numbers_and_sip_with_the_dial_result_action() {
+    let number = crate::agent::TransferRequest {
+        to: "+15550001111".into(),
+        department: "Sales".into(),
+    };
+    assert_eq!(
+        transfer_twiml(&number, Some("https://edge.example/")),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial \
+         action=\"https://edge.example/telephony/dial-result?transfer=1\" method=\"POST\" \
+         timeout=\"20\"><Number>+15550001111</Number></Dial></Response>"
+    );
+    let sip = crate::agent::TransferRequest {
+        to: "sip:billing@pbx.example.com".into(),
+        department: "Billing".into(),
+    };
+    assert!(transfer_twiml(&sip, None).ends_with(
+        "<Dial timeout=\"20\"><Sip>sip:billing@pbx.example.com</Sip></Dial></Response>"
+    ));
 }
 
 #[tokio::test]

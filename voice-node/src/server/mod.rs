@@ -10,6 +10,8 @@
 //! - `/api/…` and `/`: the dashboard's JSON API and the built app ([`crate::api`]).
 
 pub mod error;
+/// The accept loop with header/body deadlines and the body cap (shared with the native edge).
+pub use http_limits;
 pub mod media_route;
 
 use std::future::Future;
@@ -28,7 +30,6 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::agent::AgentFactory;
-use crate::call_control::{CallControl, TwilioRest};
 use crate::config::Config;
 use crate::drain::{Drain, SessionTracker};
 use crate::media::player::Pacing;
@@ -63,6 +64,8 @@ pub struct NodeState {
     pub started_at: chrono::DateTime<Utc>,
     /// The dashboard API's login limiter and live fan-out ([`crate::api`]).
     pub api: crate::api::ApiShared,
+    /// Clients whose Media Stream handshakes keep failing the signature check.
+    pub handshake_limiter: media_route::HandshakeLimiter,
 }
 
 impl NodeState {
@@ -85,13 +88,6 @@ impl NodeState {
         pacing: Pacing,
     ) -> AppState {
         let drain = Drain::new();
-        let call_control: Option<Arc<dyn CallControl>> =
-            match &config.twilio_account_sid {
-                Some(sid) if !config.twilio_auth_token.is_empty() => Some(Arc::new(
-                    TwilioRest::new(&config.twilio_api_base, sid, &config.twilio_auth_token),
-                )),
-                _ => None,
-            };
         let session_ctx = Arc::new(SessionContext {
             node_id: config.node_id.clone(),
             region: config.region.clone(),
@@ -101,7 +97,9 @@ impl NodeState {
             metrics: Arc::clone(&metrics),
             drain: drain.subscribe(),
             pacing,
-            call_control,
+            twilio: crate::twilio_rest::TwilioClient::from_config(&config),
+            webhook_base_url: config.public_webhook_base_url.clone(),
+            turn_seqs: crate::media::turn_seq::TurnSeqs::new(Some(pool.clone())),
         });
         Arc::new(NodeState {
             snapshot: SnapshotCache::new(pool.clone(), config.heartbeat_interval),
@@ -114,6 +112,7 @@ impl NodeState {
             session_ctx,
             started_at: Utc::now(),
             api: crate::api::ApiShared::default(),
+            handshake_limiter: media_route::HandshakeLimiter::default(),
         })
     }
 }
@@ -239,20 +238,27 @@ pub async fn run_until_drained(
         state.drain.clone(),
         state.started_at,
     );
+    // Every node sweeps for dead nodes' calls and jobs; an advisory lock keeps it to one at a time.
+    let reaper = crate::reaper::spawn(
+        state.pool.clone(),
+        crate::reaper::ReaperConfig::for_node(
+            &state.config.node_id,
+            state.config.heartbeat_interval,
+        ),
+    );
     // The job queue (text-backs, SMS, retention): every node works it.
     let jobs = crate::jobs::worker::start_for_node(&state.pool, &state.config).await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = app(Arc::clone(&state));
+    let limits = http_limits::HttpLimits::default();
+    let router = http_limits::with_body_limits(app(Arc::clone(&state)), limits);
     let server = tokio::spawn(async move {
-        // Connect info: the dashboard API rate-limits logins and audits changes by client address.
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
+        // Header and body deadlines against slow clients; each request carries the client's
+        // address (the dashboard API rate-limits logins and audits changes by it).
+        http_limits::serve(listener, router, limits, async {
             let _ = stop_rx.await;
         })
-        .await
+        .await;
+        Ok::<(), std::io::Error>(())
     });
 
     signal.await;
@@ -288,6 +294,7 @@ pub async fn run_until_drained(
         Err(_) => tracing::warn!("server did not stop within 5 s"),
     }
     heartbeat.abort();
+    reaper.abort();
     if let Some(jobs) = jobs {
         // A job still running then is picked up by another node when its lease expires.
         jobs.stop(JOB_STOP_WAIT).await;

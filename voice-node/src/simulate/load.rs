@@ -13,13 +13,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::call::{CallPlan, place_call};
-use super::media_call::StreamStats;
+use super::media_call::{StreamStats, run_media_session};
 use super::report::{
     CallReport, LoadLatencies, LoadReport, NodeUsage, Percentiles, ProcessUsage, count_errors,
     process_cpu_and_rss,
 };
 use super::twilio_http::CallIdentity;
-use super::twiml_follow::CallEnd;
+use super::twiml_follow::{CallEnd, StreamEnd, StreamSpec};
 
 /// How many streams are open right now, and the most at once.
 #[derive(Debug, Default)]
@@ -54,10 +54,42 @@ pub fn default_ramp(calls: usize) -> Duration {
     Duration::from_secs_f64((calls as f64 / 500.0).clamp(1.0, 10.0))
 }
 
-/// Runs the load test. `template` is one call's plan; each call gets its own CallSid. With
-/// `node_pid`, the node process's memory and CPU are sampled from /proc during the run.
+/// Where each call of a load run goes.
+#[derive(Debug, Clone)]
+pub enum LoadTarget {
+    /// The whole call through the edge: voice webhook, TwiML, the stream it names.
+    ThroughEdge,
+    /// Straight to this Media Streams WebSocket (signed handshake, no webhook, no stream
+    /// token): for servers that do not sit behind our edge, such as the benchmark's Node.js
+    /// baseline relay.
+    Stream(StreamSpec),
+}
+
+/// Runs the load test through the edge. `template` is one call's plan; each call gets its own
+/// CallSid. With `node_pid`, the node process's memory and CPU are sampled from /proc during
+/// the run.
 pub async fn run_load(
     template: CallPlan,
+    calls: usize,
+    hold: Duration,
+    ramp: Duration,
+    node_pid: Option<u32>,
+) -> LoadReport {
+    run_load_to(
+        template,
+        LoadTarget::ThroughEdge,
+        calls,
+        hold,
+        ramp,
+        node_pid,
+    )
+    .await
+}
+
+/// [`run_load`] against `target`.
+pub async fn run_load_to(
+    template: CallPlan,
+    target: LoadTarget,
     calls: usize,
     hold: Duration,
     ramp: Duration,
@@ -85,9 +117,13 @@ pub async fn run_load(
         plan.record = None;
         plan.record_unavailable = None;
         let at = started + ramp.mul_f64(i as f64 / calls.max(1) as f64);
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
-            place_call(plan).await
+            match target {
+                LoadTarget::ThroughEdge => place_call(plan).await,
+                LoadTarget::Stream(stream) => stream_only_call(plan, &stream).await,
+            }
         }));
     }
     let mut reports = Vec::with_capacity(calls);
@@ -125,6 +161,48 @@ pub async fn run_load(
         }
     }
     report
+}
+
+/// One call that is only a Media Stream ([`LoadTarget::Stream`]), reported like a full call.
+async fn stream_only_call(plan: CallPlan, stream: &StreamSpec) -> CallReport {
+    let began = Instant::now();
+    let mut stats = StreamStats::default();
+    let end = run_media_session(
+        &plan.http,
+        &plan.call,
+        stream,
+        &plan.script,
+        &plan.session,
+        &mut stats,
+    )
+    .await;
+    let (ended, mut errors) = match end {
+        StreamEnd::CallerHungUp => (CallEnd::CallerHungUp, Vec::new()),
+        StreamEnd::NodeClosed => (CallEnd::NodeHungUp, Vec::new()),
+        StreamEnd::Failed(reason) => (CallEnd::ApplicationError, vec![reason]),
+    };
+    errors.extend(stats.errors.iter().cloned());
+    CallReport {
+        call_sid: plan.call.call_sid.clone(),
+        mode: None,
+        outcome: None,
+        transcript: Vec::new(),
+        screening: None,
+        turn_latency_ms: stats.turn_latency_ms.clone(),
+        errors,
+        outcome_source: "simulator",
+        ended,
+        from: plan.call.from.clone(),
+        to: plan.call.to.clone(),
+        duration_s: (began.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        node_url: None,
+        node_turn_latency_ms: Vec::new(),
+        node_errors: Vec::new(),
+        twiml_said: Vec::new(),
+        dials: Vec::new(),
+        twiml: Vec::new(),
+        streams: vec![stats],
+    }
 }
 
 /// One reading of a process.

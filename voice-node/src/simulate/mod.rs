@@ -18,7 +18,9 @@
 //! ([`report::CallReport`]); the exit status is non-zero when the call failed.
 //!
 //! `--load N --duration S` places N such calls at once ([`load`]) and prints counts and latency
-//! percentiles ([`report::LoadReport`]).
+//! percentiles ([`report::LoadReport`]). `--stream-url WS_URL` (with `--load`) skips the edge and
+//! opens each call's Media Stream straight to that URL, for servers not behind our edge (the
+//! benchmark's Node.js baseline).
 //!
 //! Environment: `TWILIO_AUTH_TOKEN` (required: signs every request like Twilio),
 //! `EDGE_SHARED_SECRET` (to read the node's record; without it the report says why the
@@ -52,8 +54,17 @@ use self::twiml_follow::{CallerBehaviour, DialStatus};
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
     /// The edge's base URL, where webhooks are sent (e.g. http://127.0.0.1:8787).
-    #[arg(long, value_name = "URL")]
-    pub edge: String,
+    #[arg(long, value_name = "URL", required_unless_present = "stream_url")]
+    pub edge: Option<String>,
+    /// Skip the edge: open the Media Stream straight to this WebSocket URL (signed handshake,
+    /// no stream token), e.g. to load-test a server that is not behind our edge. Needs --load.
+    #[arg(
+        long,
+        value_name = "WS_URL",
+        conflicts_with = "edge",
+        requires = "load"
+    )]
+    pub stream_url: Option<String>,
     /// The edge's public URL (its PUBLIC_WEBHOOK_BASE_URL), over which Twilio signs; default:
     /// --edge.
     #[arg(long, value_name = "URL")]
@@ -115,11 +126,14 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     for (flag, number) in [("--to", &args.to), ("--from", &args.from)] {
         crate::admin::parse_e164(flag, number)?;
     }
-    let public_base = args
-        .public_base_url
-        .clone()
-        .unwrap_or_else(|| args.edge.clone());
-    let http = TwilioHttp::new(&auth_token, &public_base, &args.edge)?;
+    // Direct mode sends no webhook; the stream URL stands in as the (unused) edge base.
+    let edge = match (&args.edge, &args.stream_url) {
+        (Some(edge), _) => edge.clone(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => bail!("--edge URL is required (or --stream-url with --load)"),
+    };
+    let public_base = args.public_base_url.clone().unwrap_or_else(|| edge.clone());
+    let http = TwilioHttp::new(&auth_token, &public_base, &edge)?;
 
     let mut script = Vec::new();
     for sentence in &args.say {
@@ -168,7 +182,19 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .map(Duration::from_secs_f64)
             .unwrap_or_else(|| load::default_ramp(calls));
         let hold = Duration::from_secs_f64(args.duration);
-        let report = load::run_load(plan, calls, hold, ramp, args.node_pid).await;
+        let target = match &args.stream_url {
+            None => load::LoadTarget::ThroughEdge,
+            // No <Stream statusCallback> here: the StreamSpec has none, so none are posted.
+            Some(url) => load::LoadTarget::Stream(twiml_follow::StreamSpec {
+                url: url.clone(),
+                parameters: [("from", &args.from), ("to", &args.to)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.clone()))
+                    .collect(),
+                ..twiml_follow::StreamSpec::default()
+            }),
+        };
+        let report = load::run_load_to(plan, target, calls, hold, ramp, args.node_pid).await;
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(if report.failed == 0 {
             ExitCode::SUCCESS

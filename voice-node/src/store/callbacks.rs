@@ -17,7 +17,7 @@ use shared::forwarded::{EventKind, ForwardedEvent};
 use shared::routing::normalize_e164;
 use shared::webhook::{
     CallParams, CallStatus, CallStatusCallback, DialActionRequest, DialCallStatus, FromForm,
-    IncomingSms, RecordingStatus, RecordingStatusCallback, StreamStatusCallback,
+    IncomingSms, RecordingStatus, RecordingStatusCallback, SmsStatusCallback, StreamStatusCallback,
 };
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
@@ -82,6 +82,7 @@ pub async fn apply(pool: &PgPool, event: &ForwardedEvent) -> Result<Applied, Cal
         Recording(RecordingStatusCallback),
         Sms(IncomingSms),
         Dial(DialActionRequest),
+        SmsStatus(SmsStatusCallback),
     }
     let parsed = match event.kind {
         EventKind::CallStatus => Parsed::Status(parse(event)?),
@@ -89,6 +90,7 @@ pub async fn apply(pool: &PgPool, event: &ForwardedEvent) -> Result<Applied, Cal
         EventKind::Recording => Parsed::Recording(parse(event)?),
         EventKind::Sms => Parsed::Sms(parse(event)?),
         EventKind::DialResult => Parsed::Dial(parse(event)?),
+        EventKind::SmsStatus => Parsed::SmsStatus(parse(event)?),
     };
     let mut tx = pool.begin().await?;
     let applied = match &parsed {
@@ -97,6 +99,7 @@ pub async fn apply(pool: &PgPool, event: &ForwardedEvent) -> Result<Applied, Cal
         Parsed::Recording(cb) => recording(&mut tx, event, cb).await?,
         Parsed::Sms(sms) => incoming_sms(&mut tx, event, sms).await?,
         Parsed::Dial(dial) => dial_result(&mut tx, event, dial).await?,
+        Parsed::SmsStatus(cb) => sms_status(&mut tx, cb).await?,
     };
     if applied == Applied::Applied {
         tx.commit().await?;
@@ -458,7 +461,18 @@ async fn dial_result(
         .bind(if missed { "missed" } else { "transferred" })
         .execute(&mut **tx)
         .await?;
-    if missed && let Some(caller) = normalize_e164(&dial.call.from) {
+    // A node's own transfer (screening or receptionist) that nobody answered sends the caller
+    // back to the AI for their details: no "sorry we missed you" text on top of that.
+    let node_transfer: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM call_events WHERE call_id = $1 AND kind = 'transfer_started')",
+    )
+    .bind(call.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if missed
+        && !node_transfer
+        && let Some(caller) = normalize_e164(&dial.call.from)
+    {
         // The text-back itself is the flows issue's job worker; the key makes it one job per call.
         sqlx::query(
             "INSERT INTO jobs (tenant_id, kind, payload, idempotency_key)
@@ -476,6 +490,68 @@ async fn dial_result(
         .bind(format!("text_back:{}", dial.call.call_sid))
         .execute(&mut **tx)
         .await?;
+    }
+    Ok(Applied::Applied)
+}
+
+/// How far along its delivery a message status is: Twilio's reports may arrive out of order or
+/// twice, and a status only ever replaces an earlier one (`sent` never undoes `delivered`).
+/// `None` for statuses the schema does not know.
+fn message_status_rank(status: &str) -> Option<(&'static str, i32)> {
+    Some(match status {
+        "accepted" => ("accepted", 1),
+        "scheduled" => ("scheduled", 2),
+        "queued" => ("queued", 3),
+        "sending" => ("sending", 4),
+        "sent" => ("sent", 5),
+        "delivered" => ("delivered", 6),
+        "undelivered" => ("undelivered", 6),
+        "failed" => ("failed", 6),
+        "canceled" => ("canceled", 6),
+        "read" => ("read", 7),
+        _ => return None,
+    })
+}
+
+/// An outbound message's delivery status (its `StatusCallback`): moves `sms_messages.status`
+/// forward, never back; a repeat or a late earlier status changes nothing.
+async fn sms_status(
+    tx: &mut Transaction<'_, Postgres>,
+    cb: &SmsStatusCallback,
+) -> Result<Applied, sqlx::Error> {
+    let Some((status, rank)) = message_status_rank(&cb.message_status) else {
+        return Ok(Applied::Ignored("unknown message status"));
+    };
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sms_messages WHERE message_sid = $1)")
+            .bind(&cb.message_sid)
+            .fetch_one(&mut **tx)
+            .await?;
+    if !exists {
+        return Ok(Applied::Ignored("unknown message"));
+    }
+    let updated = sqlx::query(
+        "UPDATE sms_messages SET
+             status = $2,
+             sent_at = CASE WHEN $2 IN ('sent', 'delivered', 'read') THEN COALESCE(sent_at, now())
+                            ELSE sent_at END
+         WHERE message_sid = $1
+           AND (CASE status
+                    WHEN 'accepted' THEN 1 WHEN 'scheduled' THEN 2 WHEN 'queued' THEN 3
+                    WHEN 'sending' THEN 4 WHEN 'sent' THEN 5 WHEN 'read' THEN 7
+                    WHEN 'delivered' THEN 6 WHEN 'undelivered' THEN 6 WHEN 'failed' THEN 6
+                    WHEN 'canceled' THEN 6 ELSE 0 END) < $3",
+    )
+    .bind(&cb.message_sid)
+    .bind(status)
+    .bind(rank)
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(Applied::Duplicate);
+    }
+    if let Some(code) = cb.error_code {
+        tracing::info!(message_sid = %cb.message_sid, status, error_code = code, "SMS not delivered");
     }
     Ok(Applied::Applied)
 }

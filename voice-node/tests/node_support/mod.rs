@@ -198,6 +198,18 @@ impl TwilioCall {
     }
 
     pub async fn start_on(ws: Ws, call_sid: &str, token: Option<String>) -> Self {
+        let custom_parameters = token
+            .map(|t| BTreeMap::from([("token".to_owned(), t)]))
+            .unwrap_or_default();
+        Self::start_with_parameters(ws, call_sid, custom_parameters).await
+    }
+
+    /// Sends `connected` + `start` with these `<Parameter>`s (token, from, to, …).
+    pub async fn start_with_parameters(
+        ws: Ws,
+        call_sid: &str,
+        custom_parameters: BTreeMap<String, String>,
+    ) -> Self {
         let mut call = TwilioCall {
             ws,
             call_sid: call_sid.to_owned(),
@@ -210,10 +222,6 @@ impl TwilioCall {
             version: "1.0.0".into(),
         }))
         .await;
-        let mut custom_parameters = BTreeMap::new();
-        if let Some(token) = token {
-            custom_parameters.insert("token".to_owned(), token);
-        }
         call.seq += 1;
         let start = InboundMessage::Start(Start {
             sequence_number: call.seq,
@@ -256,6 +264,29 @@ impl TwilioCall {
             payload: MediaPayload::encode(&[byte; 160]),
         });
         self.send(message).await;
+    }
+
+    /// Caller audio (8 kHz mu-law) in 20 ms frames at Twilio's real-time pace, then
+    /// `silence_ms` of silence so the VAD ends the utterance.
+    pub async fn say_audio(&mut self, mulaw: &[u8], silence_ms: usize) {
+        let silence = vec![0xFFu8; silence_ms * 8];
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for frame in mulaw.chunks(160).chain(silence.chunks(160)) {
+            tick.tick().await;
+            self.seq += 1;
+            self.chunk += 1;
+            let mut padded = frame.to_vec();
+            padded.resize(160, 0xFF);
+            let message = InboundMessage::Media(Media {
+                sequence_number: self.seq,
+                stream_sid: self.stream_sid.clone().into(),
+                track: Track::Inbound,
+                chunk: self.chunk,
+                timestamp_ms: self.chunk * 20,
+                payload: MediaPayload::encode(&padded),
+            });
+            self.send(message).await;
+        }
     }
 
     pub async fn dtmf(&mut self, digit: char) {

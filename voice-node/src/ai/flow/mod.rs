@@ -4,27 +4,45 @@
 //! for screening, the classifier's verdict; for the receptionist, the knowledge base's answer)
 //! and speaks the [`Reply`] they return. That keeps every branch testable without audio.
 
+pub mod context;
+pub mod hours;
+pub mod lead;
 pub mod receptionist;
 pub mod screening;
 
 use shared::domain::CallOutcome;
 
+pub use lead::{CapturedLead, Urgency};
+
+/// Where a caller is put through to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferTarget {
+    /// Who, as said to the caller and stored on the call event ("Sales", "the owner").
+    pub department: String,
+    /// The E.164 number or SIP URI dialed.
+    pub to: String,
+}
+
 /// What happens once a reply has been said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {
     /// Wait for the caller.
     Listen,
     /// End the call with this outcome.
     Hangup(CallOutcome),
+    /// Put the caller through (`<Dial>` over Twilio REST); the outcome follows the dial.
+    Transfer(TransferTarget),
 }
 
-/// The agent's next words.
+/// The agent's next words, and what they commit to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// Spoken, clause by clause.
     pub text: String,
     /// Then.
     pub after: After,
+    /// A lead the caller just confirmed: the agent stores and announces it (once per call).
+    pub lead: Option<CapturedLead>,
 }
 
 impl Reply {
@@ -33,6 +51,7 @@ impl Reply {
         Reply {
             text: text.into(),
             after: After::Listen,
+            lead: None,
         }
     }
 
@@ -41,7 +60,23 @@ impl Reply {
         Reply {
             text: text.into(),
             after: After::Hangup(outcome),
+            lead: None,
         }
+    }
+
+    /// Say `text`, then transfer the call to `target`.
+    pub fn transfer(text: impl Into<String>, target: TransferTarget) -> Self {
+        Reply {
+            text: text.into(),
+            after: After::Transfer(target),
+            lead: None,
+        }
+    }
+
+    /// The same reply, carrying a confirmed lead.
+    pub fn with_lead(mut self, lead: CapturedLead) -> Self {
+        self.lead = Some(lead);
+        self
     }
 }
 

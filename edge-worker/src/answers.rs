@@ -103,14 +103,7 @@ pub fn callback_url(config: &Config, path: &str, params: &[(&str, &str)]) -> Str
 /// The Media Stream URL of a node: its public URL with `ws(s)://` and `/media/NODE_ID`.
 /// Twilio accepts only `wss` in production; `ws` only arises for local nodes.
 pub fn media_url(node: &NodeInfo) -> String {
-    let base = node.public_url.trim_end_matches('/');
-    let base = if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        base.to_owned()
-    };
+    let base = shared::signature::websocket_base(&node.public_url);
     format!("{base}/media/{}", encode_component(&node.id))
 }
 

@@ -357,6 +357,20 @@ fn whatwg_reencode(url: &str) -> String {
     out
 }
 
+/// `url` with `https://` → `wss://` and `http://` → `ws://` (other schemes unchanged), trailing
+/// `/` dropped: the WebSocket form of a public base URL, which is what Twilio signs for a Media
+/// Streams upgrade (twilio.md §1.5) and what WebSocket clients connect to.
+pub fn websocket_base(url: &str) -> String {
+    let base = url.trim_end_matches('/');
+    if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,5 +582,21 @@ mod tests {
             let _ = validate_url(TOKEN, url, Some("RSOYDt4T1cUTdK1PDd93/VVr8B8="));
             let _ = validate_body_sha256(TOKEN, url, b"", Some("RSOYDt4T1cUTdK1PDd93/VVr8B8="));
         }
+    }
+
+    #[test]
+    fn websocket_base_maps_http_schemes() {
+        assert_eq!(
+            websocket_base("https://voice.example.com/"),
+            "wss://voice.example.com"
+        );
+        assert_eq!(
+            websocket_base("http://127.0.0.1:8080"),
+            "ws://127.0.0.1:8080"
+        );
+        assert_eq!(
+            websocket_base("wss://api.deepgram.com"),
+            "wss://api.deepgram.com"
+        );
     }
 }

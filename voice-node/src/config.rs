@@ -237,15 +237,10 @@ impl Config {
     /// The URL Twilio signed for a WebSocket path: `PUBLIC_BASE_URL` with `https`→`wss` (and
     /// `http`→`ws` for local nodes) followed by `path` (twilio.md §1.5).
     pub fn signed_ws_url(&self, path: &str) -> String {
-        let base = &self.public_base_url;
-        let ws = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base.clone()
-        };
-        format!("{ws}{path}")
+        format!(
+            "{}{path}",
+            shared::signature::websocket_base(&self.public_base_url)
+        )
     }
 }
 

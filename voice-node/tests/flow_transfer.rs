@@ -12,11 +12,10 @@
 
 mod ai_support;
 mod node_support;
+mod smtp_support;
 mod twilio_fake;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +30,7 @@ use voice_node::ai::pool::InferencePool;
 use voice_node::server::NodeState;
 
 use node_support::{AUTH_TOKEN, NODE, SECRET, TwilioCall};
+use smtp_support::SmtpServer;
 use twilio_fake::TwilioFake;
 
 const NUMBER: &str = "+14155550100";
@@ -246,95 +246,6 @@ async fn a_legit_caller_is_transferred_to_the_owner_over_twilio_rest(pool: PgPoo
             .await
             .unwrap();
     assert_eq!(outcome.as_deref(), Some("transferred"));
-}
-
-/// aiosmtpd on a free port, storing what it receives in a Maildir.
-struct SmtpServer {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-fn aiosmtpd_python() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap();
-    let venv = cache.join("callgate").join("aiosmtpd-venv");
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        assert!(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success()
-        );
-        assert!(
-            Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "aiosmtpd"])
-                .status()
-                .unwrap()
-                .success(),
-            "could not install aiosmtpd into {}",
-            venv.display()
-        );
-    }
-    python
-}
-
-impl SmtpServer {
-    async fn start() -> Self {
-        let python = aiosmtpd_python();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("callgate-flow-mail-{}", Uuid::new_v4()));
-        let child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("aiosmtpd starts");
-        let server = SmtpServer { port, dir, child };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("aiosmtpd did not listen on {port}");
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let read = |sub: &str| -> Vec<String> {
-            let Ok(entries) = std::fs::read_dir(Path::new(&self.dir).join(sub)) else {
-                return Vec::new();
-            };
-            entries
-                .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                .collect()
-        };
-        let mut all = read("new");
-        all.extend(read("cur"));
-        all
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// The stream `<Parameter>`s and node URL path of a `<Connect><Stream>` TwiML answer.

@@ -2,11 +2,9 @@
 //! PyPI, in a venv under the user cache dir; created on first use).
 
 mod node_support;
+mod smtp_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
@@ -16,124 +14,7 @@ use voice_node::jobs::worker::{self, WorkerConfig};
 use voice_node::jobs::{Clock, JobContext, lead_notify, queue, summary};
 use voice_node::sms::KeywordResponder;
 
-/// The venv's python with aiosmtpd, installed if missing.
-fn aiosmtpd_python() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .expect("a cache dir");
-    let venv = cache.join("callgate").join("aiosmtpd-venv");
-    let python = venv.join("bin").join("python");
-    let ready = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ready(&python) {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin").join("pip"))
-                .args(["install", "-q", "aiosmtpd"])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            ok && ready(&python),
-            "could not install aiosmtpd into {}",
-            venv.display()
-        );
-    }
-    python
-}
-
-/// Undoes quoted-printable (soft line breaks, `=XX` bytes); headers pass through unchanged.
-fn quoted_printable(text: &str) -> String {
-    let joined = text.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// aiosmtpd on a free port, storing what it receives in a Maildir.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl SmtpServer {
-    async fn start() -> Self {
-        let python = aiosmtpd_python();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = std::env::temp_dir().join(format!("callgate-maildir-{}", Uuid::new_v4()));
-        let child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("aiosmtpd starts");
-        // Built first so that Drop stops the child on every path, the panic below included.
-        let server = SmtpServer {
-            child,
-            port,
-            maildir,
-        };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("aiosmtpd did not listen on {port}");
-    }
-
-    /// The received messages, quoted-printable decoded.
-    fn messages(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
-            return Vec::new();
-        };
-        entries
-            .map(|e| quoted_printable(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
-            .collect()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.maildir);
-    }
-}
+use smtp_support::SmtpServer;
 
 /// A receptionist call with a transcript, a lead and one admin; returns (tenant, call).
 async fn finished_call(pool: &PgPool) -> (Uuid, Uuid) {

@@ -22,7 +22,7 @@ mod machine;
 mod results;
 mod scrape;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use crate::demo::{Service, capture, free_addr, path_str, random_hex};
 use crate::interrupt;
 use crate::local_postgres::LocalPostgres;
 use crate::prerequisites::Context;
-use crate::run::{cmd, output, run as run_cmd};
+use crate::run::{cmd, output, run as run_cmd, target_dir};
 
 /// The benchmark tenant's number.
 const NUMBER: &str = "+15550100100";
@@ -108,7 +108,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         step("using the release binaries already built (--no-build)");
     } else {
         step("building the voice node and the edge (release)");
-        build_release()?;
+        crate::run::build_node_and_edge(true)?;
     }
     let bins = target_dir().join("release");
     for bin in ["voice-node", "edge-worker"] {
@@ -447,30 +447,6 @@ fn place_postmaster(data_dir: &Path, pin: bool) {
             let _ = output(Command::new("renice").args(["-n", PRIORITY, "-p", &pid]));
         }
     }
-}
-
-/// `cargo build --release` of the node and the native edge.
-fn build_release() -> anyhow::Result<()> {
-    run_cmd(&mut cmd(
-        "cargo",
-        [
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "voice-node",
-            "-p",
-            "edge-worker",
-            "--bins",
-        ],
-    ))
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"))
 }
 
 fn step(what: &str) {

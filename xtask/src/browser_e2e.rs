@@ -6,7 +6,7 @@
 //! simulated call and checks the app; it prints `browser-e2e: N passed, M failed` and leaves
 //! screenshots in `test-output/browser-e2e/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
@@ -23,22 +23,10 @@ pub fn step(ctx: &mut Context) -> anyhow::Result<()> {
     ctx.ensure_postgres()?;
     // `simulate --say` speaks with espeak-ng + sox.
     ctx.ensure_speech_tools()?;
-    run(&mut cmd(
-        "cargo",
-        [
-            "build",
-            "--quiet",
-            "-p",
-            "voice-node",
-            "-p",
-            "edge-worker",
-            "--bins",
-        ],
-    ))?;
+    let bins = crate::run::build_node_and_edge(false)?;
     let dist = crate::dashboard::build()?;
     let pg = LocalPostgres::ephemeral()?;
     interrupt::stop_on_interrupt(pg.stopper());
-    let bins = binaries_dir();
     let out = crate::repo_root().join("test-output/browser-e2e");
     let dashboard = crate::repo_root().join("dashboard");
     let result = run(cmd("node", ["e2e/browser.mjs"])
@@ -66,15 +54,6 @@ fn ensure_chromium() -> anyhow::Result<()> {
         bail!("apt-get installed chromium but {CHROMIUM} is still missing");
     }
     Ok(())
-}
-
-/// Where `cargo build` put the binaries (honours `CARGO_TARGET_DIR`).
-fn binaries_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"))
-        .join("debug")
 }
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {

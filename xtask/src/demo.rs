@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::interrupt;
 use crate::local_postgres::LocalPostgres;
 use crate::prerequisites::Context;
-use crate::run::{cmd, run as run_cmd};
+use crate::run::cmd;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -118,18 +118,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     crate::models::ensure_models(&models)?;
     step("building the voice node and the edge");
-    run_cmd(&mut cmd(
-        "cargo",
-        [
-            "build",
-            "--quiet",
-            "-p",
-            "voice-node",
-            "-p",
-            "edge-worker",
-            "--bins",
-        ],
-    ))?;
+    let bins = crate::run::build_node_and_edge(false)?;
     let dashboard = match crate::dashboard::build() {
         Ok(dir) => Some(dir),
         Err(err) => {
@@ -145,7 +134,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     interrupt::stop_on_interrupt(pg.stopper());
     let db = pg.url();
 
-    let bins = binaries_dir();
     let node_bin = bins.join("voice-node");
     let edge_bin = bins.join("edge-worker");
     let secret = random_hex(32)?;
@@ -406,16 +394,7 @@ impl Service {
         mut command: std::process::Command,
         log: &Path,
     ) -> anyhow::Result<Self> {
-        use std::os::unix::process::CommandExt as _;
-        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting the {name}"))?;
-        interrupt::terminate_on_interrupt(child.id());
+        let child = crate::run::spawn_logged(name, &mut command, log)?;
         Ok(Service {
             name,
             child,
@@ -518,15 +497,6 @@ fn last_line(out: std::process::Output) -> anyhow::Result<String> {
         .unwrap_or_default()
         .trim()
         .to_owned())
-}
-
-/// Where `cargo build` put the binaries (honours `CARGO_TARGET_DIR`).
-fn binaries_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"))
-        .join("debug")
 }
 
 pub(crate) fn path_str(path: &Path) -> anyhow::Result<&str> {

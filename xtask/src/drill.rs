@@ -35,8 +35,6 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use clap::Args;
 
-use crate::run::{cmd, run as run_cmd};
-
 #[derive(Debug, Args)]
 pub struct DrillArgs {
     /// Run one drill: sigterm, sigkill, postgres, flood, bad-input, soak.
@@ -98,25 +96,9 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
     ctx.ensure_postgres()?;
     if !args.no_build {
         println!("==> building the voice node and the edge (release)");
-        run_cmd(&mut cmd(
-            "cargo",
-            [
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "voice-node",
-                "-p",
-                "edge-worker",
-                "--bins",
-            ],
-        ))?;
+        crate::run::build_node_and_edge(true)?;
     }
-    let bins = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"))
-        .join("release");
+    let bins = crate::run::target_dir().join("release");
     let stamp = utc_stamp();
     let work = crate::repo_root().join(".callgate/drill").join(&stamp);
 

@@ -101,9 +101,7 @@ pub fn run_bench(args: &BenchEdgeArgs) -> anyhow::Result<ExitCode> {
             "bench_edge",
         ],
     ))?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
+    let target_dir = crate::run::target_dir();
     let bench = target_dir.join("release/examples/bench_edge");
     let native = target_dir.join("release/edge-worker");
     run(Command::new(&bench)

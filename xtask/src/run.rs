@@ -2,6 +2,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
@@ -40,6 +41,46 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
         bail!("`{shown}` failed ({status})");
     }
     Ok(())
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set, else `<repo>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("target"))
+}
+
+/// Builds the `voice-node` and native `edge-worker` binaries (release or debug) and returns
+/// the directory holding them: the demo, the browser e2e, the bench and the drills all run
+/// these two as real processes.
+pub fn build_node_and_edge(release: bool) -> anyhow::Result<PathBuf> {
+    let mut args = vec!["build", "--quiet"];
+    if release {
+        args.push("--release");
+    }
+    args.extend(["-p", "voice-node", "-p", "edge-worker", "--bins"]);
+    run(&mut cmd("cargo", args))?;
+    Ok(target_dir().join(if release { "release" } else { "debug" }))
+}
+
+/// Starts `command` as a long-running service (node, edge) in its own process group with stdout
+/// and stderr going to `log`, terminated with its group when `cargo xtask` is interrupted.
+pub fn spawn_logged(
+    name: &str,
+    command: &mut Command,
+    log: &std::path::Path,
+) -> anyhow::Result<std::process::Child> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting the {name}"))?;
+    interrupt::terminate_on_interrupt(child.id());
+    Ok(child)
 }
 
 /// Runs `cmd` quietly and returns its stdout; `None` if it could not run or failed.

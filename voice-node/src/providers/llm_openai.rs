@@ -219,19 +219,7 @@ impl OpenAiChat {
 
     /// Sends `body`, returning the response once its headers arrived with a success status.
     async fn send(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
-        let response = self
-            .policy
-            .first_byte(async {
-                self.post(body)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::from_send(&e))
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(ProviderError::from_status(response).await);
-        }
-        Ok(response)
+        self.policy.send(self.post(body)).await
     }
 
     /// Streams a reply to `messages` with the call tools offered. Text deltas go to `deltas`

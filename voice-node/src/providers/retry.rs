@@ -91,6 +91,27 @@ impl RetryPolicy {
             .await
             .unwrap_or(Err(ProviderError::FirstByteTimeout(self.first_byte)))
     }
+
+    /// Sends `request` and waits for its headers within `first_byte`; an error status becomes
+    /// [`ProviderError::Status`] with the start of its body. One attempt: wrap it in
+    /// [`RetryPolicy::run`] to retry.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let response = self
+            .first_byte(async {
+                request
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::from_send(&e))
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(ProviderError::from_status(response).await);
+        }
+        Ok(response)
+    }
 }
 
 #[cfg(test)]

@@ -117,16 +117,8 @@ impl DeepgramStt {
     /// A client for `model` at `base_url` (default `wss://api.deepgram.com`; an `http(s)://`
     /// base, as the settings API accepts, means the same host over `ws(s)://`).
     pub fn new(base_url: &str, api_key: &str, model: &str, endpointing_ms: u32) -> Self {
-        let base = base_url.trim_end_matches('/');
-        let base = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            base.to_owned()
-        };
         DeepgramStt {
-            base_url: base,
+            base_url: shared::signature::websocket_base(base_url),
             api_key: api_key.to_owned(),
             model: model.to_owned(),
             endpointing_ms,

@@ -58,19 +58,7 @@ impl ElevenLabsTts {
             .post(url)
             .header("xi-api-key", &self.api_key)
             .json(&json!({ "text": text, "model_id": self.model }));
-        let response = self
-            .policy
-            .first_byte(async {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::from_send(&e))
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(ProviderError::from_status(response).await);
-        }
-        Ok(response)
+        self.policy.send(request).await
     }
 
     /// Streams `text` as mu-law chunks into `audio` as they arrive. Returns the bytes sent.

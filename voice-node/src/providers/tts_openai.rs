@@ -62,18 +62,7 @@ impl OpenAiTts {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let response = self
-            .policy
-            .first_byte(async {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::from_send(&e))
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(ProviderError::from_status(response).await);
-        }
+        let response = self.policy.send(request).await?;
         let mut body = response.bytes_stream();
         let mut pcm = Vec::new();
         while let Some(chunk) = body.next().await {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+use crate::demo::{capture, random_hex};
 use crate::interrupt;
 use crate::local_postgres::{LocalPostgres, PgBinaries};
 
@@ -207,16 +208,7 @@ impl Proc {
         log: PathBuf,
         addr: SocketAddr,
     ) -> anyhow::Result<Self> {
-        use std::os::unix::process::CommandExt as _;
-        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        interrupt::terminate_on_interrupt(child.id());
+        let child = crate::run::spawn_logged(name, &mut command, &log)?;
         Ok(Proc {
             name: name.to_owned(),
             child,
@@ -540,31 +532,4 @@ pub fn rss_and_fds(pid: u32) -> Option<(u64, u64)> {
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?)
-}
-
-/// Runs a command to completion; its last stdout line (the admin CLI prints ids there).
-fn capture(command: &mut Command) -> anyhow::Result<String> {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .context("running voice-node")?;
-    if !out.status.success() {
-        bail!(
-            "voice-node failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_owned())
-}
-
-fn random_hex(n: usize) -> anyhow::Result<String> {
-    let mut bytes = vec![0u8; n];
-    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

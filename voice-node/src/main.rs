@@ -31,7 +31,8 @@ enum Command {
     #[command(subcommand)]
     User(voice_node::admin::UserCommand),
     /// Play Twilio's side of a call (or many) against an edge and a node.
-    Simulate(voice_node::simulate::SimulateArgs),
+    // Boxed: its many flags would make every other command as large.
+    Simulate(Box<voice_node::simulate::SimulateArgs>),
 }
 
 fn main() -> ExitCode {
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
             Command::Number(cmd) => voice_node::admin::number(cmd).await,
             Command::Kb(cmd) => voice_node::admin::kb(cmd).await,
             Command::User(cmd) => voice_node::admin::user(cmd).await,
-            Command::Simulate(args) => voice_node::simulate::run(args).await,
+            Command::Simulate(args) => voice_node::simulate::run(*args).await,
         }
     });
     match result {

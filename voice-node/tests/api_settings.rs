@@ -224,6 +224,9 @@ async fn screening_policies_default_and_examples_keep_builtins(pool: PgPool) {
     assert!(items.iter().all(|p| p["is_default"] == true));
     assert_eq!(items[2]["label"], "spam");
     assert_eq!(items[2]["action"], "end_call");
+    // Marketing hears a do-not-call request and is ended, as the call flow does by default.
+    assert_eq!(items[1]["label"], "marketing");
+    assert_eq!(items[1]["action"], "end_call");
     let put = send(
         &base,
         "PUT",
@@ -257,7 +260,8 @@ async fn screening_policies_default_and_examples_keep_builtins(pool: PgPool) {
         None,
     )
     .await;
-    assert_eq!(reset.body["action"], "take_message");
+    assert_eq!(reset.body["action"], "end_call");
+    assert_eq!(reset.body["is_default"], true);
     assert_eq!(
         send(
             &base,

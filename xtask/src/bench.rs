@@ -6,7 +6,10 @@
 //!    edge in front of it, as real processes.
 //! 2. Node capacity: `voice-node simulate --load N` through the edge at increasing N until a run
 //!    is not clean (a call failed, a greeting frame arrived more than 20 ms late or never, or
-//!    the node counted a late or dropped frame). Memory and CPU per call come from /proc
+//!    the node counted a late or dropped frame). A status callback the edge did not accept (its
+//!    503 when no node took the forwarded event) is reported in its own column and does not make
+//!    a run unclean: it says nothing about frames. A warm-up call goes first, so the edge has its
+//!    routing snapshot before the first measured call. Memory and CPU per call come from /proc
 //!    (sampled by the simulator), frame → agent latency from `/metrics` histogram deltas.
 //! 3. The same search against a Node.js relay written the way Twilio's samples are
 //!    (`bench/node-relay/`, clearly a baseline), reported as ratios.
@@ -218,6 +221,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     step(&format!(
         "node capacity: {sizes:?} concurrent calls through the edge, {hold_s} s each, minimal agent"
     ));
+    // Until the edge has pulled a snapshot naming the node, a call gets no node: settle that
+    // before measuring.
+    load_run::warm_up(&generator, &node_target, Duration::from_secs(30))?;
     let node_runs = load_run::search(&generator, &node_target, &sizes)?;
     // Latency sizes the search did not reach (or skipped) get a run of their own.
     let mut node_latency_runs = Vec::new();

@@ -8,6 +8,12 @@
 //! the caller's sentences spoken with espeak-ng. It prints each call's transcript, label and
 //! outcome, then keeps everything up (dashboard included) until Ctrl-C; `--once` stops after the
 //! calls and exits non-zero if any failed.
+//!
+//! Twilio's REST API is the drills' local stand-in (`drill::twilio_fake`): SMS are answered 201
+//! and shown, and call updates are handed to the running `simulate --twilio-api-listen`, so a
+//! transfer really replaces the call's TwiML — `<Dial action=…/telephony/dial-result>`, the
+//! phone rings out (`--dial-status no-answer`), the edge sends the caller back to the AI — and
+//! the node's hang-ups end the call the way Twilio's `stop` does.
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
@@ -20,6 +26,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use serde_json::Value;
 
+use crate::drill::twilio_fake::{self, TwilioFake};
 use crate::interrupt;
 use crate::local_postgres::LocalPostgres;
 use crate::prerequisites::Context;
@@ -45,9 +52,15 @@ struct Scenario {
     caller: &'static str,
     /// What the caller says, one sentence per agent turn.
     says: &'static [&'static str],
-    /// Forward mode: how the owner's phone answers.
+    /// How a `<Dial>` ends: the owner's phone in forward mode, a transfer's target otherwise.
     dial_status: Option<&'static str>,
     knowledge: &'static [(&'static str, &'static str)],
+    /// Transfer targets: name, number, the words that route a caller there.
+    departments: &'static [(&'static str, &'static str, &'static [&'static str])],
+    /// The script ends with a confirmed lead: a call without one stored failed.
+    expects_lead: bool,
+    /// The script asks to be put through: a call the node never transferred failed.
+    expects_transfer: bool,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -57,11 +70,22 @@ const SCENARIOS: &[Scenario] = &[
         number: "+15550100001",
         owner: Some("+15550109001"),
         caller: "+14155550123",
+        // Legit → put through to Dana, who does not answer → back to the AI, which takes the
+        // details: name, callback number (the caller ID), reason, urgency, read back, wrap-up.
         says: &[
             "Hi, this is Mark from Lee Dental Lab. Mrs. Ortiz's crown is ready, we can deliver it on Tuesday.",
+            "My name is Mark Lee.",
+            "Yes, that's the best number.",
+            "A crown for Mrs. Ortiz is ready for delivery.",
+            "It can wait until Tuesday.",
+            "Yes, that's right.",
+            "No, that's all. Goodbye.",
         ],
-        dial_status: None,
+        dial_status: Some("no-answer"),
         knowledge: &[],
+        departments: &[],
+        expects_lead: true,
+        expects_transfer: true,
     },
     Scenario {
         business: "Acme Dental",
@@ -69,11 +93,19 @@ const SCENARIOS: &[Scenario] = &[
         number: "+15550100002",
         owner: Some("+15550109002"),
         caller: "+12125550187",
+        // FAQ answer → asks for the front desk → transfer, nobody answers → back to the AI for
+        // the lead: name, callback number, reason, urgency, read back → wrap-up.
         says: &[
             "Hi, what are your opening hours on Saturday?",
-            "Thanks. My name is Sam Patel, please call me back about a crown.",
+            "Thanks. Can I speak to someone at the front desk?",
+            "My name is Sam Patel.",
+            "Yes, that's the best number.",
+            "It's about my crown, it came loose.",
+            "Yes, it's quite urgent.",
+            "Yes, that's right.",
+            "No, that's all. Thank you, goodbye.",
         ],
-        dial_status: None,
+        dial_status: Some("no-answer"),
         knowledge: &[
             (
                 "What are your opening hours?",
@@ -88,6 +120,13 @@ const SCENARIOS: &[Scenario] = &[
                 "Yes, we welcome new patients and most dental insurance plans.",
             ),
         ],
+        departments: &[(
+            "Front desk",
+            "+15550109012",
+            &["front desk", "reception", "appointment"],
+        )],
+        expects_lead: true,
+        expects_transfer: true,
     },
     Scenario {
         business: "Rivera Plumbing",
@@ -95,12 +134,24 @@ const SCENARIOS: &[Scenario] = &[
         number: "+15550100003",
         owner: Some("+15550109003"),
         caller: "+16465550111",
-        says: &["Hi, my kitchen sink is leaking. Can someone come tomorrow morning?"],
+        // The owner's phone rings out → the AI takes the call: the request is the reason, then
+        // name, callback number, urgency, read back, wrap-up.
+        says: &[
+            "Hi, my kitchen sink is leaking. Can someone come tomorrow morning?",
+            "My name is Alex Kim.",
+            "Yes, that's the best number.",
+            "Yes, it's leaking a lot.",
+            "Yes, that's right.",
+            "No, that's all. Goodbye.",
+        ],
         dial_status: Some("no-answer"),
         knowledge: &[(
             "Do you do emergency repairs?",
             "Yes, we handle emergency leaks seven days a week.",
         )],
+        departments: &[],
+        expects_lead: true,
+        expects_transfer: false,
     },
 ];
 
@@ -154,9 +205,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     superadmin.env("DATABASE_URL", &db);
     capture_with_stdin(superadmin, DEMO_PASSWORD)?;
+    let psql = Psql::new(&db)?;
     for s in SCENARIOS {
-        seed(&node_bin, &db, s)?;
+        seed(&node_bin, &db, &psql, s)?;
     }
+
+    // Twilio's REST API: the drills' stand-in, handing call updates to the call in progress.
+    let engine_addr = free_addr(0)?;
+    let twilio = TwilioFake::with_call_engine(&engine_addr)?;
 
     let node_addr = free_addr(8080)?;
     let edge_addr = free_addr(8787)?;
@@ -173,6 +229,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .env("NODE_ID", "demo-node")
         .env("NODE_REGION", "iad")
         .env("TWILIO_AUTH_TOKEN", &auth_token)
+        .env("TWILIO_ACCOUNT_SID", twilio_fake::ACCOUNT_SID)
+        .env("TWILIO_API_BASE", &twilio.base)
         .env("EDGE_SHARED_SECRET", &secret)
         .env("CALLGATE_MODELS_DIR", &models)
         .env("HEARTBEAT_SECS", "2")
@@ -201,11 +259,33 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             "calling {} ({} mode) from {}",
             s.business, s.mode, s.caller
         ));
-        match place_call(&node_bin, &edge_url, &auth_token, &secret, &models, s) {
+        let texted_before = twilio.messages().len();
+        let call = Simulate {
+            node_bin: &node_bin,
+            edge_url: &edge_url,
+            auth_token: &auth_token,
+            secret: &secret,
+            models: &models,
+            engine_addr: &engine_addr,
+        };
+        match call.place(s) {
             Ok(report) => {
                 print_report(&report);
+                let transfers = print_transfers(&report, s);
+                let lead = print_lead(&psql, &report);
+                // Texts go out from the job queue: give the owner's lead SMS a moment.
+                wait_for(Duration::from_secs(5), || {
+                    twilio.messages().len() > texted_before
+                });
+                for (to, body) in twilio.messages().into_iter().skip(texted_before) {
+                    println!("  SMS to {to}: {body}");
+                }
                 let errors = report["errors"].as_array().map_or(0, Vec::len);
-                if errors > 0 || report["outcome"].as_str() == Some("failed") {
+                if errors > 0
+                    || report["outcome"].as_str() == Some("failed")
+                    || (s.expects_lead && !lead)
+                    || (s.expects_transfer && transfers == 0)
+                {
                     failed += 1;
                 }
             }
@@ -253,8 +333,9 @@ fn step(what: &str) {
     println!("==> {what}");
 }
 
-/// Tenant, number, knowledge base for one scenario, through the admin CLI (as an operator would).
-fn seed(node_bin: &Path, db: &str, s: &Scenario) -> anyhow::Result<()> {
+/// Tenant, number, knowledge base for one scenario, through the admin CLI (as an operator would);
+/// departments with SQL, as the dashboard's settings page would write them (the CLI has none).
+fn seed(node_bin: &Path, db: &str, psql: &Psql, s: &Scenario) -> anyhow::Result<()> {
     let bin = path_str(node_bin)?;
     let tenant = capture(
         cmd(
@@ -286,6 +367,17 @@ fn seed(node_bin: &Path, db: &str, s: &Scenario) -> anyhow::Result<()> {
             .env("DATABASE_URL", db),
         )?;
     }
+    for (position, (name, to, keywords)) in s.departments.iter().enumerate() {
+        let keywords: Vec<String> = keywords.iter().map(|k| sql_text(k)).collect();
+        psql.query(&format!(
+            "INSERT INTO departments (tenant_id, name, transfer_to, keywords, position) \
+             VALUES ({}, {}, {}, ARRAY[{}]::text[], {position})",
+            sql_text(&tenant),
+            sql_text(name),
+            sql_text(to),
+            keywords.join(", ")
+        ))?;
+    }
     println!(
         "  {} ({}): {} → tenant {tenant}",
         s.business, s.mode, s.number
@@ -293,30 +385,120 @@ fn seed(node_bin: &Path, db: &str, s: &Scenario) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `voice-node simulate` for one scenario and returns the JSON report it prints.
-fn place_call(
-    node_bin: &Path,
-    edge_url: &str,
-    auth_token: &str,
-    secret: &str,
-    models: &Path,
-    s: &Scenario,
-) -> anyhow::Result<Value> {
-    let mut args = vec![
-        "simulate", "--edge", edge_url, "--to", s.number, "--from", s.caller,
-    ];
-    for say in s.says {
-        args.extend(["--say", say]);
+/// `psql` against the demo's cluster (the binaries beside its `pg_ctl`).
+struct Psql {
+    /// The `psql` executable.
+    bin: PathBuf,
+    /// The cluster's URL.
+    url: String,
+}
+
+impl Psql {
+    fn new(url: &str) -> anyhow::Result<Self> {
+        let pg_ctl = crate::local_postgres::PgBinaries::find()?.pg_ctl;
+        let bin = pg_ctl
+            .parent()
+            .map(|d| d.join("psql"))
+            .context("no directory for psql")?;
+        Ok(Psql {
+            bin,
+            url: url.to_owned(),
+        })
     }
-    if let Some(status) = s.dial_status {
-        args.extend(["--dial-status", status]);
+
+    /// The rows of `sql`, fields separated by `|`.
+    fn query(&self, sql: &str) -> anyhow::Result<Vec<String>> {
+        let out = cmd(
+            path_str(&self.bin)?,
+            ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"],
+        )
+        .args(["-d", &self.url, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .context("running psql")?;
+        if !out.status.success() {
+            bail!(
+                "psql failed on {sql:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
-    let mut simulate = cmd(path_str(node_bin)?, &args);
-    simulate
-        .env("TWILIO_AUTH_TOKEN", auth_token)
-        .env("EDGE_SHARED_SECRET", secret)
-        // The caller speaks with Piper when the models are there (espeak-ng otherwise).
-        .env("CALLGATE_MODELS_DIR", models);
+}
+
+/// A SQL string literal.
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Polls `done` every 100 ms for up to `limit`.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What every `voice-node simulate` of the demo needs.
+struct Simulate<'a> {
+    /// The `voice-node` binary (its `simulate` command).
+    node_bin: &'a Path,
+    /// Where the webhooks go.
+    edge_url: &'a str,
+    /// Signs every request, as Twilio does.
+    auth_token: &'a str,
+    /// Reads the node's record of the call.
+    secret: &'a str,
+    /// The caller's voice (Piper).
+    models: &'a Path,
+    /// Where the call serves Twilio's REST call update (the stand-in forwards there).
+    engine_addr: &'a str,
+}
+
+impl Simulate<'_> {
+    /// Runs `voice-node simulate` for one scenario and returns the JSON report it prints.
+    fn place(&self, s: &Scenario) -> anyhow::Result<Value> {
+        let mut args = vec![
+            "simulate",
+            "--edge",
+            self.edge_url,
+            "--to",
+            s.number,
+            "--from",
+            s.caller,
+            "--twilio-api-listen",
+            self.engine_addr,
+            // A whole lead capture on 2 busy cores takes longer than the default 180 s.
+            "--max-duration",
+            "420",
+            // An unanswered phone rings 5 s, not the <Dial timeout> (20 s) Twilio would wait:
+            // the demo shows what happens next, not the ringing.
+            "--ring-limit",
+            "5",
+        ];
+        for say in s.says {
+            args.extend(["--say", say]);
+        }
+        if let Some(status) = s.dial_status {
+            args.extend(["--dial-status", status]);
+        }
+        let mut simulate = cmd(path_str(self.node_bin)?, &args);
+        simulate
+            .env("TWILIO_AUTH_TOKEN", self.auth_token)
+            .env("TWILIO_ACCOUNT_SID", twilio_fake::ACCOUNT_SID)
+            .env("EDGE_SHARED_SECRET", self.secret)
+            // The caller speaks with Piper when the models are there (espeak-ng otherwise).
+            .env("CALLGATE_MODELS_DIR", self.models);
+        read_report(simulate)
+    }
+}
+
+/// The JSON report `simulate` printed.
+fn read_report(mut simulate: std::process::Command) -> anyhow::Result<Value> {
     let out = simulate
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -342,6 +524,81 @@ fn place_call(
             )
         })?;
     Ok(report)
+}
+
+/// What each REST update of the live call did: a transfer's `<Dial>`, how it ended and where the
+/// caller went next; a hang-up. Returns the number of transfers.
+fn print_transfers(report: &Value, s: &Scenario) -> usize {
+    let updates = report["call_updates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let dials = report["dials"].as_array().cloned().unwrap_or_default();
+    let streams = report["streams"].as_array().map_or(0, Vec::len);
+    let mut dials = dials.iter();
+    let mut transfers = 0;
+    for update in updates.iter().filter_map(Value::as_str) {
+        let Some(twiml) = update.strip_prefix("Twiml: ") else {
+            println!("  Twilio REST: {update} (the node hung up)");
+            continue;
+        };
+        transfers += 1;
+        // This transfer's dial (a forward-mode call dialed the owner before any transfer).
+        let dial = dials.find(|d| d["to"].as_str().is_some_and(|to| twiml.contains(to)));
+        let to = dial.and_then(|d| d["to"].as_str()).unwrap_or("-");
+        let status = dial
+            .and_then(|d| d["status"].as_str())
+            .unwrap_or("not dialed");
+        let who = s
+            .departments
+            .iter()
+            .find(|(_, number, _)| *number == to)
+            .map(|(name, _, _)| (*name).to_owned())
+            .or_else(|| (s.owner == Some(to)).then(|| "the owner".to_owned()))
+            .unwrap_or_else(|| to.to_owned());
+        let next = if status == "completed" {
+            "connected"
+        } else if streams > 1 {
+            "back to the AI for lead capture"
+        } else {
+            "call ended"
+        };
+        println!("  transfer to {who} ({to}): {status} → {next}");
+        let body = twiml.split_once("?>").map_or(twiml, |(_, rest)| rest);
+        println!("    TwiML sent over REST: {body}");
+    }
+    transfers
+}
+
+/// The lead the call left, from Postgres; whether there was one.
+fn print_lead(psql: &Psql, report: &Value) -> bool {
+    let Some(call_sid) = report["call_sid"].as_str() else {
+        return false;
+    };
+    let rows = psql.query(&format!(
+        "SELECT l.name, l.callback_number, l.reason, l.urgency FROM leads l \
+         JOIN calls c ON c.id = l.call_id WHERE c.call_sid = {}",
+        sql_text(call_sid)
+    ));
+    match rows {
+        Ok(rows) if !rows.is_empty() => {
+            for row in rows {
+                let fields: Vec<&str> = row.split('|').collect();
+                if let [name, number, reason, urgency] = fields.as_slice() {
+                    println!("  lead stored: {name}, {number}, \"{reason}\", urgency {urgency}");
+                }
+            }
+            true
+        }
+        Ok(_) => {
+            println!("  lead: none stored");
+            false
+        }
+        Err(err) => {
+            println!("  lead: could not read ({err:#})");
+            false
+        }
+    }
 }
 
 fn print_report(report: &Value) {

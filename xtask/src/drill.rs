@@ -20,7 +20,12 @@
 //! - `provider-outage`: the cloud LLM returning 500s, then hanging → each call still gets its
 //!   screening verdict from the offline fallback, the failure is recorded, nothing hangs.
 //!
-//! The binaries are release builds: the drills measure the node, not the debug allocator.
+//! `cargo xtask drill` runs release builds: the drills measure the node, not the debug
+//! allocator. The `drills` step of `cargo xtask test` ([`ci_step`]) runs the short drills
+//! (sigterm, sigkill, postgres, flood, bad-input without fuzzing) at CI scale
+//! ([`scenarios::Scale::ci`]: 50 calls at SIGTERM, shorter calls) against the debug binaries the
+//! earlier steps built, with the same code and the same checks (but the flood's late frames,
+//! which on debug builds measure the machine; see the scale).
 
 mod attack;
 mod cloud_fake;
@@ -37,7 +42,7 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// Run one drill: sigterm, sigkill, postgres, flood, bad-input, soak.
+    /// Run one drill: sigterm, sigkill, postgres, flood, bad-input, soak, provider-outage.
     #[arg(long, value_name = "NAME")]
     only: Option<String>,
     /// Soak length in minutes (the full soak is 30).
@@ -98,72 +103,21 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         println!("==> building the voice node and the edge (release)");
         crate::run::build_node_and_edge(true)?;
     }
-    let bins = crate::run::target_dir().join("release");
     let stamp = utc_stamp();
-    let work = crate::repo_root().join(".callgate/drill").join(&stamp);
-
-    let mut rows = Vec::new();
-    for name in DRILLS.iter().copied() {
-        if args.only.as_deref().is_some_and(|o| o != name) {
-            continue;
-        }
-        println!("==> drill {name}");
-        let kit = harness::Kit::new(&bins, work.join(name))?;
-        let started = Instant::now();
-        let outcome = match name {
-            "sigterm" => scenarios::sigterm(&kit),
-            "sigkill" => scenarios::sigkill(&kit),
-            "postgres" => scenarios::postgres(&kit),
-            "flood" => scenarios::flood(&kit),
-            "bad-input" => scenarios::bad_input(&kit, args.fuzz_seconds),
-            "soak" => scenarios::soak(&kit, args.soak_calls, args.soak_minutes),
-            _ => unreachable!("DRILLS lists only the names matched above"),
-        };
-        let row = match outcome {
-            Ok(judged) => Row {
-                name: name.to_owned(),
-                verdict: if judged.passed { "PASS" } else { "FAIL" },
-                seconds: started.elapsed().as_secs_f64(),
-                detail: judged.detail,
-            },
-            Err(err) => Row {
-                name: name.to_owned(),
-                verdict: "FAIL",
-                seconds: started.elapsed().as_secs_f64(),
-                detail: format!("error: {err:#}"),
-            },
-        };
-        println!("    {} ({:.0} s): {}", row.verdict, row.seconds, row.detail);
-        rows.push(row);
-    }
-    if args.only.as_deref().is_none_or(|o| o == PROVIDER_OUTAGE) {
-        println!("==> drill {PROVIDER_OUTAGE}");
-        let started = Instant::now();
-        let row = match models_dir() {
-            None => Row {
-                name: PROVIDER_OUTAGE.to_owned(),
-                verdict: "skipped",
-                seconds: 0.0,
-                detail: "skipped: no offline models to fall back to (run `cargo xtask models`)"
-                    .to_owned(),
-            },
-            Some(models) => {
-                let kit = harness::Kit::new(&bins, work.join(PROVIDER_OUTAGE))?;
-                let (verdict, detail) = match scenarios::provider_outage(&kit, &models) {
-                    Ok(judged) => (if judged.passed { "PASS" } else { "FAIL" }, judged.detail),
-                    Err(err) => ("FAIL", format!("error: {err:#}")),
-                };
-                Row {
-                    name: PROVIDER_OUTAGE.to_owned(),
-                    verdict,
-                    seconds: started.elapsed().as_secs_f64(),
-                    detail,
-                }
-            }
-        };
-        println!("    {} ({:.0} s): {}", row.verdict, row.seconds, row.detail);
-        rows.push(row);
-    }
+    let plan = Plan {
+        names: DRILLS
+            .iter()
+            .chain([&PROVIDER_OUTAGE])
+            .copied()
+            .filter(|name| args.only.as_deref().is_none_or(|o| o == *name))
+            .collect(),
+        scale: scenarios::Scale::full(args.fuzz_seconds),
+        soak_calls: args.soak_calls,
+        soak_minutes: args.soak_minutes,
+        bins: crate::run::target_dir().join("release"),
+        work: crate::repo_root().join(".callgate/drill").join(&stamp),
+    };
+    let rows = run_plan(&plan)?;
 
     let table = render(&rows, args, &stamp);
     println!("\n{table}");
@@ -175,13 +129,136 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         Some(only) => dir.join(format!("{}-{only}.md", &stamp[..10])),
     };
     std::fs::write(&file, &table).with_context(|| format!("writing {}", file.display()))?;
-    println!("written to {}; logs in {}", file.display(), work.display());
+    println!(
+        "written to {}; logs in {}",
+        file.display(),
+        plan.work.display()
+    );
     let failed = rows.iter().filter(|r| r.verdict == "FAIL").count();
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The drills CI runs (`cargo xtask test drills`): the ones that take seconds, not minutes, at
+/// CI scale ([`scenarios::Scale::ci`]). Left to `cargo xtask drill`: the soak (minutes by
+/// definition), the fuzzing (a nightly build of every target) and `provider-outage`, which is
+/// neither short nor deterministic in a debug build: loading the offline models took 27–58 s,
+/// the drill 71–112 s, and on a busy machine (load average 10) Whisper did not transcribe the
+/// caller before the simulated caller hung up, so the call ended without a screening verdict.
+const CI_DRILLS: &[&str] = &["sigterm", "sigkill", "postgres", "flood", "bad-input"];
+
+/// The `drills` step of `cargo xtask test`: the short drills at CI scale, against the debug
+/// binaries the `browser-e2e` step has already built (so CI compiles nothing more; run alone,
+/// it builds them). Prints each drill's verdict; fails if any drill failed. Writes nothing under
+/// `bench/drills/` (those files are measurements of the full drills); logs go to
+/// `.callgate/drill/<stamp>-ci/`.
+pub fn ci_step(ctx: &mut crate::prerequisites::Context) -> anyhow::Result<()> {
+    ctx.ensure_postgres()?;
+    let bins = crate::run::build_node_and_edge(false)?;
+    let plan = Plan {
+        names: CI_DRILLS.to_vec(),
+        scale: scenarios::Scale::ci(),
+        soak_calls: 0,
+        soak_minutes: 0.0,
+        bins,
+        work: crate::repo_root()
+            .join(".callgate/drill")
+            .join(format!("{}-ci", utc_stamp())),
+    };
+    let rows = run_plan(&plan)?;
+    println!(
+        "drills (CI scale, debug binaries; logs in {}):",
+        plan.work.display()
+    );
+    for row in &rows {
+        println!(
+            "  {:<16} {:<7} {:>4.0} s",
+            row.name, row.verdict, row.seconds
+        );
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.verdict != "PASS")
+        .map(|r| r.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!("drills not passed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Which drills to run, how large, with which binaries.
+#[derive(Debug)]
+struct Plan {
+    /// Drill names, in order.
+    names: Vec<&'static str>,
+    /// How large each drill is.
+    scale: scenarios::Scale,
+    /// Soak: calls at a time.
+    soak_calls: usize,
+    /// Soak: minutes.
+    soak_minutes: f64,
+    /// Where `voice-node` and `edge-worker` are (release for the full drills, debug in CI).
+    bins: std::path::PathBuf,
+    /// Logs and scratch files, one directory per drill.
+    work: std::path::PathBuf,
+}
+
+/// Runs the plan's drills one after the other, printing each verdict as it comes.
+fn run_plan(plan: &Plan) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &name in &plan.names {
+        println!("==> drill {name}");
+        let started = Instant::now();
+        let outcome = if name == PROVIDER_OUTAGE {
+            match models_dir() {
+                None => {
+                    let row = Row {
+                        name: name.to_owned(),
+                        verdict: "skipped",
+                        seconds: 0.0,
+                        detail:
+                            "skipped: no offline models to fall back to (run `cargo xtask models`)"
+                                .to_owned(),
+                    };
+                    println!("    {} ({:.0} s): {}", row.verdict, row.seconds, row.detail);
+                    rows.push(row);
+                    continue;
+                }
+                Some(models) => {
+                    let kit = harness::Kit::new(&plan.bins, plan.work.join(name))?;
+                    scenarios::provider_outage(&kit, &models)
+                }
+            }
+        } else {
+            let kit = harness::Kit::new(&plan.bins, plan.work.join(name))?;
+            match name {
+                "sigterm" => scenarios::sigterm(&kit, &plan.scale),
+                "sigkill" => scenarios::sigkill(&kit),
+                "postgres" => scenarios::postgres(&kit, &plan.scale),
+                "flood" => scenarios::flood(&kit, &plan.scale),
+                "bad-input" => scenarios::bad_input(&kit, &plan.scale),
+                "soak" => scenarios::soak(&kit, plan.soak_calls, plan.soak_minutes),
+                _ => bail!("no drill named {name:?}"),
+            }
+        };
+        let (verdict, detail) = match outcome {
+            Ok(judged) => (if judged.passed { "PASS" } else { "FAIL" }, judged.detail),
+            Err(err) => ("FAIL", format!("error: {err:#}")),
+        };
+        let row = Row {
+            name: name.to_owned(),
+            verdict,
+            seconds: started.elapsed().as_secs_f64(),
+            detail,
+        };
+        println!("    {} ({:.0} s): {}", row.verdict, row.seconds, row.detail);
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// The Markdown table with the machine and the command.

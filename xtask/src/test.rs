@@ -78,6 +78,11 @@ pub const STEPS: &[Step] = &[
         about: "the dashboard in Debian's Chromium (playwright-core) against a real node, edge and Postgres; screenshots in test-output/",
         run: crate::browser_e2e::step,
     },
+    Step {
+        name: "drills",
+        about: "failure drills at CI scale (SIGTERM, SIGKILL + reaper, Postgres restart, flood, bad input) against the debug node and edge",
+        run: crate::drill::ci_step,
+    },
 ];
 
 pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {

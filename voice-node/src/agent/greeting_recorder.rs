@@ -308,7 +308,9 @@ impl CallAgent for GreetingRecorder {
                 self.finish(out, timings).await;
             }
             // The recorder never asks for a transfer.
-            AgentEvent::Dtmf(_) | AgentEvent::TransferFailed { .. } => {}
+            AgentEvent::Dtmf(_)
+            | AgentEvent::TransferFailed { .. }
+            | AgentEvent::Playing { .. } => {}
             AgentEvent::Played { id, .. } => {
                 self.talking.remove(&id);
                 if self.talking.is_empty() {

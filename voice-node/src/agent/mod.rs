@@ -138,7 +138,9 @@ pub struct Utterance {
     /// 8 kHz mu-law audio.
     pub audio: SpeechAudio,
     /// What is said, for the transcript (the session writes the agent turn once it knows
-    /// whether the caller heard all of it).
+    /// whether the caller heard all of it). Empty when the agent records the turn itself with
+    /// [`AgentAction::Turn`]: a speech-to-speech model's transcript arrives after its audio
+    /// starts, so the session writes no row for an utterance without text.
     pub text: String,
     /// Timings known so far; the session adds `first_audio_frame_ms`.
     pub timings: TurnTimings,
@@ -296,6 +298,16 @@ pub enum AgentEvent {
         id: UtteranceId,
         /// Whether the caller missed part of it.
         interrupted: bool,
+    },
+    /// The first frame of an utterance went out to Twilio at `first_frame_ms` (call clock).
+    /// With [`AgentEvent::Played`] (the mark came back) it tells an agent how much of an
+    /// utterance the caller has heard so far, which a speech-to-speech model must be told on a
+    /// barge-in (OpenAI Realtime's `conversation.item.truncate`). Other agents ignore it.
+    Playing {
+        /// Which utterance.
+        id: UtteranceId,
+        /// When its first frame was sent, call-clock ms.
+        first_frame_ms: u32,
     },
     /// An [`AgentAction::Transfer`] could not be started (no Twilio account, Twilio refused):
     /// the caller is still on the stream and the agent should go on (e.g. take a message).

@@ -6,7 +6,9 @@
 //! implement [`VoiceActivity`] and share [`Hangover`], so they start and stop alike.
 //! A frame is voiced when its RMS exceeds a threshold; speech starts after `start_frames`
 //! voiced frames in a row and ends after `stop_frames` unvoiced ones, so a breath or a click
-//! neither starts nor ends an utterance.
+//! neither starts nor ends an utterance. A short utterance ("Hi,") needs a longer silence to
+//! end ([`VadConfig::short_stop_frames`]): callers pause after a greeting word, and cutting the
+//! turn there leaves the recognizer a single syllable.
 
 /// Tuning, in frames of 20 ms.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,6 +20,12 @@ pub struct VadConfig {
     pub start_frames: u32,
     /// Unvoiced frames in a row before speech ends (stop hangover).
     pub stop_frames: u32,
+    /// An utterance with fewer voiced frames than this is "short" (a greeting word, a pause
+    /// to think after "Hi,"): it ends only after `short_stop_frames` unvoiced frames.
+    pub short_voiced_frames: u32,
+    /// Stop hangover of a short utterance. Longer than `stop_frames` so "Hi, … what are your
+    /// hours" stays one turn; a lone "Yes." still ends, just this much later.
+    pub short_stop_frames: u32,
 }
 
 impl Default for VadConfig {
@@ -26,6 +34,8 @@ impl Default for VadConfig {
             rms_threshold: 400.0,
             start_frames: 3,
             stop_frames: 30,
+            short_voiced_frames: 30,
+            short_stop_frames: 40,
         }
     }
 }
@@ -64,6 +74,9 @@ pub struct Hangover {
     voiced_run: u32,
     /// Consecutive unvoiced frames inside speech.
     silent_run: u32,
+    /// Voiced frames since the utterance started (not only in a row): tells a short utterance
+    /// from a long one for the stop hangover.
+    utterance_voiced: u32,
 }
 
 impl Hangover {
@@ -74,6 +87,7 @@ impl Hangover {
             speaking: false,
             voiced_run: 0,
             silent_run: 0,
+            utterance_voiced: 0,
         }
     }
 
@@ -92,19 +106,32 @@ impl Hangover {
         if voiced {
             self.voiced_run += 1;
             self.silent_run = 0;
+            if self.speaking {
+                self.utterance_voiced += 1;
+            }
         } else {
             self.voiced_run = 0;
             self.silent_run += 1;
         }
         if !self.speaking && self.voiced_run >= self.config.start_frames {
             self.speaking = true;
+            self.utterance_voiced = self.voiced_run;
             return VadTransition::SpeechStarted;
         }
-        if self.speaking && self.silent_run >= self.config.stop_frames {
+        if self.speaking && self.silent_run >= self.stop_frames() {
             self.speaking = false;
             return VadTransition::SpeechEnded;
         }
         VadTransition::None
+    }
+
+    /// Unvoiced frames that end the current utterance: more after a short one.
+    fn stop_frames(&self) -> u32 {
+        if self.utterance_voiced < self.config.short_voiced_frames {
+            self.config.stop_frames.max(self.config.short_stop_frames)
+        } else {
+            self.config.stop_frames
+        }
     }
 }
 
@@ -185,11 +212,82 @@ mod tests {
         assert_eq!(vad.push(&LOUD), VadTransition::None);
         assert_eq!(vad.push(&LOUD), VadTransition::None);
         assert_eq!(vad.push(&LOUD), VadTransition::SpeechStarted);
+        // A sentence, not a short word: the normal stop hangover applies.
+        for _ in 3..VadConfig::default().short_voiced_frames {
+            assert_eq!(vad.push(&LOUD), VadTransition::None);
+        }
         for _ in 0..29 {
             assert_eq!(vad.push(&QUIET), VadTransition::None);
         }
         assert_eq!(vad.push(&QUIET), VadTransition::SpeechEnded);
         assert!(!vad.is_speaking());
+    }
+
+    /// Per-frame decisions `(voiced, frames)` through a [`Hangover`]: every transition with
+    /// its frame index.
+    fn cut(config: VadConfig, runs: &[(bool, u32)]) -> Vec<(u32, VadTransition)> {
+        let mut hangover = Hangover::new(config);
+        let mut found = Vec::new();
+        let mut i = 0;
+        for &(voiced, frames) in runs {
+            for _ in 0..frames {
+                let t = hangover.push(voiced);
+                if t != VadTransition::None {
+                    found.push((i, t));
+                }
+                i += 1;
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_short_word_then_a_pause_then_more_speech_stays_one_utterance() {
+        // The AI agent's tuning (500 ms stop hangover). "Hi," is ~300 ms of voice; the pause
+        // after it, as a detector sees it, is the 300 ms of silence plus the word's fading
+        // tail and the next word's onset: 26 unvoiced frames. Then the question.
+        let agent = VadConfig {
+            stop_frames: 25,
+            ..VadConfig::default()
+        };
+        let caller = [(true, 15), (false, 26), (true, 80), (false, 60)];
+        let found = cut(agent, &caller);
+        assert_eq!(
+            found,
+            vec![
+                (2, VadTransition::SpeechStarted),
+                (145, VadTransition::SpeechEnded)
+            ],
+            "the turn was cut after the short word"
+        );
+        // What the shared hangover did before short turns had their own: cut after "Hi,".
+        let before = VadConfig {
+            short_voiced_frames: 0,
+            ..agent
+        };
+        let split = cut(before, &caller);
+        assert_eq!(split.len(), 4, "{split:?}");
+        assert_eq!(split[1], (39, VadTransition::SpeechEnded));
+    }
+
+    #[test]
+    fn a_lone_short_answer_still_ends_after_the_short_stop_hangover() {
+        let config = VadConfig {
+            stop_frames: 25,
+            ..VadConfig::default()
+        };
+        // "Yes." then silence: ends, 800 ms after the word instead of 500 ms.
+        let found = cut(config, &[(true, 12), (false, 60)]);
+        assert_eq!(
+            found,
+            vec![
+                (2, VadTransition::SpeechStarted),
+                (11 + config.short_stop_frames, VadTransition::SpeechEnded)
+            ]
+        );
+        // A long utterance keeps the normal one.
+        let found = cut(config, &[(true, 40), (false, 60)]);
+        assert_eq!(found[1], (39 + 25, VadTransition::SpeechEnded));
     }
 
     #[test]

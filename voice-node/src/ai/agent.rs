@@ -28,10 +28,11 @@ use super::flow::{After, CapturedLead, Reply, clauses, context};
 use super::kb::{self, KnowledgeBase};
 use super::pool::InferencePool;
 use super::screening::{self, ScreeningClassifier};
+use super::vad_silero::CallVad;
 use crate::agent::greeting_recorder::{
     GreetingRecorderFactory, PromptVoice, Prompts, RecorderConfig,
 };
-use crate::agent::vad::{VadConfig, VadTransition, VoiceActivity};
+use crate::agent::vad::{VadConfig, VadTransition};
 use crate::agent::{
     AgentAction, AgentEvent, AgentFactory, AgentHandle, AgentOutput, CallAgent, CallClock,
     CallStarted, EndReason, ScreeningAction, ScreeningVerdict, Speaker, SpeechAudio,
@@ -40,6 +41,7 @@ use crate::agent::{
 use crate::metrics::Metrics;
 use crate::providers::ProviderSource;
 use crate::providers::call::{CallCloud, LlmTurn};
+use crate::providers::realtime_openai::RealtimeAgentFactory;
 
 /// Bytes of one 20 ms mu-law frame.
 const FRAME: usize = 160;
@@ -127,27 +129,36 @@ impl AiAgentFactory {
     }
 }
 
+impl AiAgentFactory {
+    /// One call's agent, not started yet: [`AgentFactory::start`] spawns it; the Realtime agent
+    /// runs it inline as its fallback.
+    pub fn agent(&self, call: &CallStarted, metrics: Arc<Metrics>) -> AiAgent {
+        let mut agent = AiAgent::new(Arc::clone(&self.shared), call);
+        agent.cloud = CallCloud::new(Arc::clone(&self.providers), metrics, &call.call_sid);
+        agent
+    }
+}
+
 impl AgentFactory for AiAgentFactory {
     fn start(&self, call: &CallStarted, metrics: Arc<Metrics>) -> AgentHandle {
-        let mut agent = AiAgent::new(Arc::clone(&self.shared), call);
-        agent.cloud = CallCloud::new(
-            Arc::clone(&self.providers),
-            Arc::clone(&metrics),
-            &call.call_sid,
-        );
-        AgentHandle::spawn(agent, metrics)
+        AgentHandle::spawn(self.agent(call, Arc::clone(&metrics)), metrics)
     }
 }
 
 /// The node's agent factory: the AI agent when the models are installed, otherwise the
-/// greeting recorder with a warning (the node still answers calls).
+/// greeting recorder with a warning (the node still answers calls). Either runs behind the
+/// Realtime agent, which takes the calls the tenant's settings or `CALLGATE_REALTIME_*` send to
+/// OpenAI Realtime and hands every other call (and a failed Realtime session) to it.
 pub async fn agent_factory(db: Option<PgPool>) -> Arc<dyn AgentFactory> {
     let pool = InferencePool::for_this_machine();
+    let providers = ProviderSource::from_env();
     match AiModels::load_from_env(&pool).await {
-        Ok(models) => Arc::new(
-            AiAgentFactory::new(models, pool, db, AiAgentConfig::default())
-                .with_providers(ProviderSource::from_env()),
-        ),
+        Ok(models) => Arc::new(RealtimeAgentFactory::new(
+            AiAgentFactory::new(models, pool, db.clone(), AiAgentConfig::default())
+                .with_providers(providers.clone()),
+            providers,
+            db,
+        )),
         Err(err) => {
             tracing::warn!(
                 error = %err,
@@ -157,10 +168,14 @@ pub async fn agent_factory(db: Option<PgPool>) -> Arc<dyn AgentFactory> {
             let prompts = Arc::new(Prompts::new(PromptVoice::Espeak));
             let warm = Arc::clone(&prompts);
             tokio::spawn(async move { warm.warm_up().await });
-            Arc::new(GreetingRecorderFactory {
-                prompts,
-                config: RecorderConfig::default(),
-            })
+            Arc::new(RealtimeAgentFactory::new(
+                GreetingRecorderFactory {
+                    prompts,
+                    config: RecorderConfig::default(),
+                },
+                providers,
+                db,
+            ))
         }
     }
 }
@@ -190,11 +205,13 @@ pub struct AiAgent {
     /// The classifier with the tenant's own examples, built at the first introduction.
     classifier: Option<ScreeningClassifier>,
     /// Cuts utterances: Silero when the node loaded it, the energy VAD otherwise.
-    vad: Box<dyn VoiceActivity>,
+    vad: CallVad,
     /// The last few frames before speech starts (the VAD reports a start a few frames late).
     preroll: VecDeque<u8>,
     /// Mu-law of the current utterance.
     utterance: Vec<u8>,
+    /// Bytes of `utterance` up to its last voiced frame (the rest is stop hangover).
+    voiced_len: usize,
     /// Utterance bytes already covered by a partial transcript.
     partial_at: usize,
     /// Call-clock ms when the current utterance started.
@@ -232,6 +249,7 @@ impl AiAgent {
             vad,
             preroll: VecDeque::new(),
             utterance: Vec::new(),
+            voiced_len: 0,
             partial_at: 0,
             speech_started_ms: 0,
             last_voiced_end_ms: 0,
@@ -288,10 +306,89 @@ impl AiAgent {
         });
     }
 
+    /// Asks the model for its part in a receptionist turn. With `leads` (the flow speaks the
+    /// model's words first), the reply streams: its first clause is synthesized and said as
+    /// soon as it is complete, while the rest still streams, so the caller hears the answer
+    /// after the first clause rather than the whole reply. Returns the model's turn and the
+    /// clause already said, if any. A clause that is the model's "no answer" word is never said.
+    async fn model_turn(
+        &mut self,
+        text: &str,
+        kb_answer: Option<&str>,
+        leads: bool,
+        speech_end_ms: u32,
+        stt_final_ms: u32,
+        out: &AgentOutput,
+    ) -> (Option<LlmTurn>, Option<String>) {
+        if !leads {
+            return (
+                self.cloud.receptionist_turn(text, kb_answer, None).await,
+                None,
+            );
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let voice = self.cloud.voice();
+        let shared = Arc::clone(&self.shared);
+        let clock = self.clock;
+        let cloud = &mut self.cloud;
+        let model = async move {
+            let turn = cloud.receptionist_turn(text, kb_answer, Some(&tx)).await;
+            drop(tx);
+            turn
+        };
+        let first = async move {
+            let mut streamed = String::new();
+            let mut first_token_ms = None;
+            while let Some(delta) = rx.recv().await {
+                first_token_ms.get_or_insert_with(|| clock.now_ms());
+                streamed.push_str(&delta);
+                let Some(clause) = first_clause(&streamed) else {
+                    continue;
+                };
+                if crate::providers::call::is_no_answer(&clause) {
+                    return None;
+                }
+                let cloud = match &voice {
+                    Some(v) => v.synthesize(&clause).await,
+                    None => None,
+                };
+                let audio = match cloud {
+                    Some(audio) => audio,
+                    None => synthesize(&shared, &clause).await,
+                };
+                let timings = TurnTimings {
+                    speech_end_ms: Some(speech_end_ms),
+                    stt_final_ms: Some(stt_final_ms),
+                    first_token_ms,
+                    first_tts_byte_ms: Some(clock.now_ms()),
+                    ..TurnTimings::default()
+                };
+                let (audio_tx, audio_rx) = mpsc::channel(1);
+                let _ = audio_tx.send(audio).await;
+                let id = out.say(SpeechAudio::Stream(audio_rx), clause.clone(), timings);
+                return Some((clause, id));
+            }
+            None
+        };
+        let (model, first) = tokio::join!(model, first);
+        match first {
+            Some((clause, id)) => {
+                self.talking.insert(id);
+                (model, Some(clause))
+            }
+            None => (model, None),
+        }
+    }
+
     /// Says a flow's reply, then does what it commits to: store a confirmed lead, hang up, or
     /// transfer (the session starts the transfer once the words have played).
     async fn reply(&mut self, reply: Reply, timings: TurnTimings, out: &AgentOutput) {
         self.speak(&reply.text, timings, out).await;
+        self.commit(reply, out).await;
+    }
+
+    /// Does what a reply commits to once its words are queued.
+    async fn commit(&mut self, reply: Reply, out: &AgentOutput) {
         if let Some(lead) = &reply.lead {
             self.store_lead(lead).await;
         }
@@ -424,6 +521,8 @@ impl AiAgent {
         if self.outcome.is_some() {
             return;
         }
+        // The first clause of the model's answer, if it was already spoken while streaming.
+        let mut spoken_first: Option<String> = None;
         let reply = match &self.flow {
             Flow::Screening(flow) if flow.wants_verdict() => {
                 let verdict = self.classify(&text).await;
@@ -451,14 +550,28 @@ impl AiAgent {
             }
             Flow::Receptionist(flow) => {
                 let wants_answer = flow.wants_answer();
+                let leads = wants_answer && answer_leads_reply(flow, &text);
                 let answer = if wants_answer {
                     self.kb_answer(&text).await
                 } else {
                     None
                 };
-                // With a model: it words the answer from the KB entry, or picks a tool.
+                // With a model: it words the answer from the KB entry, or picks a tool. When
+                // the flow would speak the model's words first, their first clause is spoken
+                // as it streams in.
                 let model = if wants_answer && self.cloud.has_llm() {
-                    self.cloud.receptionist_turn(&text, answer.as_deref()).await
+                    let (model, first) = self
+                        .model_turn(
+                            &text,
+                            answer.as_deref(),
+                            leads,
+                            speech_end_ms,
+                            stt_final_ms,
+                            out,
+                        )
+                        .await;
+                    spoken_first = first;
+                    model
                 } else {
                     None
                 };
@@ -476,6 +589,19 @@ impl AiAgent {
         let Some(reply) = reply else {
             return;
         };
+        if let Some(first) = spoken_first {
+            // The rest of the reply continues the clause already playing (a tool call after
+            // some words, or a failed stream, speaks the flow's whole reply after it).
+            let rest = reply
+                .text
+                .strip_prefix(first.as_str())
+                .unwrap_or(&reply.text)
+                .trim()
+                .to_owned();
+            self.speak(&rest, TurnTimings::default(), out).await;
+            self.commit(reply, out).await;
+            return;
+        }
         let timings = TurnTimings {
             speech_end_ms: Some(speech_end_ms),
             stt_final_ms: Some(stt_final_ms),
@@ -593,8 +719,9 @@ impl AiAgent {
 
     async fn on_audio(&mut self, frame: &[u8], frame_end_ms: u32, out: &AgentOutput) {
         let start_frames = self.shared.config.vad.start_frames as usize;
-        let transition = self.vad.push(frame);
-        if self.vad.voiced_run() > 0 {
+        let transition = self.vad.push(frame).await;
+        let voiced = self.vad.voiced_run() > 0;
+        if voiced {
             self.last_voiced_end_ms = frame_end_ms;
         }
         match transition {
@@ -604,22 +731,23 @@ impl AiAgent {
                 self.utterance.clear();
                 self.utterance.extend(self.preroll.drain(..));
                 self.utterance.extend_from_slice(frame);
+                self.voiced_len = self.utterance.len();
                 self.partial_at = 0;
             }
             VadTransition::SpeechEnded => {
                 self.utterance.extend_from_slice(frame);
-                // Drop most of the trailing silence (the stop hangover), keep 200 ms.
-                let hangover = self.shared.config.vad.stop_frames as usize * FRAME;
-                let keep = self
-                    .utterance
-                    .len()
-                    .saturating_sub(hangover.saturating_sub(10 * FRAME));
+                // Drop most of the trailing silence (the stop hangover, longer after a short
+                // utterance), keep 200 ms.
+                let keep = (self.voiced_len + 10 * FRAME).min(self.utterance.len());
                 self.utterance.truncate(keep);
                 let utterance = std::mem::take(&mut self.utterance);
                 self.on_utterance(utterance, out).await;
             }
             VadTransition::None if self.vad.is_speaking() => {
                 self.utterance.extend_from_slice(frame);
+                if voiced {
+                    self.voiced_len = self.utterance.len();
+                }
                 let every = self.shared.config.partial_every_ms as usize * 8;
                 if self.utterance.len() - self.partial_at >= every {
                     self.partial().await;
@@ -728,7 +856,7 @@ impl CallAgent for AiAgent {
                 self.on_audio(audio.audio.as_slice(), frame_end_ms, out)
                     .await;
             }
-            AgentEvent::Dtmf(_) => {}
+            AgentEvent::Dtmf(_) | AgentEvent::Playing { .. } => {}
             AgentEvent::Played { id, .. } => {
                 self.talking.remove(&id);
                 if self.talking.is_empty() {
@@ -737,6 +865,30 @@ impl CallAgent for AiAgent {
             }
             AgentEvent::Ended(reason) => self.on_ended(reason, out).await,
         }
+    }
+}
+
+/// A stand-in for the model's words when asking the flow how it would use them.
+const MODEL_WORDS: &str = "\u{1}model words\u{1}";
+
+/// Whether the flow's reply to `caller` would start with the model's answer (an FAQ answer),
+/// rather than ignore it (a farewell, a transfer by keyword): only then may the answer be
+/// spoken before the flow has seen it whole. Asked of a copy of the flow.
+fn answer_leads_reply(flow: &ReceptionistFlow, caller: &str) -> bool {
+    flow.clone()
+        .on_caller(caller, Some(MODEL_WORDS))
+        .is_some_and(|reply| reply.text.starts_with(MODEL_WORDS))
+}
+
+/// The first complete clause of streamed text (as [`clauses`] cuts it), once what follows
+/// shows it is complete or it ends a sentence.
+fn first_clause(streamed: &str) -> Option<String> {
+    let parts = clauses(streamed);
+    let first = parts.first()?;
+    if parts.len() > 1 || streamed.trim_end().ends_with(['.', '?', '!', ';']) {
+        Some(first.clone())
+    } else {
+        None
     }
 }
 

@@ -84,8 +84,8 @@ impl AiModels {
                 })
                 .ok()
         });
-        // One session per core: a call's VAD runs inline in its task, so calls on different
-        // cores should not queue on one session's lock.
+        // Silero runs on `cores - 1` batch threads (at least one), leaving a core to the
+        // runtime that carries the calls' audio.
         let sessions = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         let silero = paths.silero.as_ref().and_then(|p| {
             vad_silero::SileroModel::load(&p.onnxruntime, &p.model, sessions)

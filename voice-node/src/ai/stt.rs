@@ -140,7 +140,7 @@ impl Transcriber {
         model.reset_kv_cache();
         let features = model.encoder.forward(&mel, true)?;
         let mut tokens: Vec<u32> = self.prompt.to_vec();
-        for i in 0..MAX_TOKENS {
+        for i in 0..token_budget(window.len()) {
             let input = Tensor::new(tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
             let ys = model.decoder.forward(&input, &features, i == 0)?;
             let (_, seq_len, _) = ys.dims3()?;
@@ -160,10 +160,79 @@ impl Transcriber {
             .tokenizer
             .decode(&tokens[self.prompt.len()..], true)
             .map_err(|e| SttError::Setup(e.to_string()))?;
-        Ok(text.trim().to_owned())
+        Ok(collapse_repeats(text.trim()))
     }
+}
+
+/// Tokens a window of `samples` may decode to. Greedy Whisper tiny sometimes loops on a
+/// phrase ("Yes it's quite urgent. Yes it's quite urgent. …") until the token limit; people
+/// say at most ~4 words a second, so a budget proportional to the audio ends such a loop
+/// early without clipping real speech.
+fn token_budget(samples: usize) -> usize {
+    let seconds = samples as f64 / audio_rate() as f64;
+    (12.0 + seconds * 8.0).ceil().min(MAX_TOKENS as f64) as usize
+}
+
+/// Collapses a phrase of up to 8 words repeated three or more times in a row into one: the
+/// rest of a greedy decoding loop that the token budget did not stop.
+fn collapse_repeats(text: &str) -> String {
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    let norm = |w: &str| {
+        w.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase()
+    };
+    let mut i = 0;
+    while i < words.len() {
+        let mut collapsed = false;
+        for n in 1..=8.min((words.len() - i) / 3) {
+            let same =
+                |a: usize, b: usize| (0..n).all(|k| norm(words[a + k]) == norm(words[b + k]));
+            let mut reps = 1;
+            while i + (reps + 1) * n <= words.len() && same(i, i + reps * n) {
+                reps += 1;
+            }
+            if reps >= 3 {
+                words.drain(i + n..i + reps * n);
+                collapsed = true;
+                break;
+            }
+        }
+        if !collapsed {
+            i += 1;
+        }
+    }
+    words.join(" ")
 }
 
 fn audio_rate() -> usize {
     w::SAMPLE_RATE
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::*;
+
+    #[test]
+    fn a_looping_phrase_is_said_once() {
+        let looped = "Yes it's quite urgent. Yes it's quite urgent. Yes it's quite urgent. Yes it's quite urgent. Yes it's quite good.";
+        assert_eq!(
+            collapse_repeats(looped),
+            "Yes it's quite urgent. Yes it's quite good."
+        );
+        assert_eq!(collapse_repeats("no no no no"), "no");
+    }
+
+    #[test]
+    fn ordinary_repetition_is_kept() {
+        // Twice is speech ("very very", "bye bye"), not a loop.
+        assert_eq!(collapse_repeats("bye bye, thank you"), "bye bye, thank you");
+        assert_eq!(collapse_repeats("it is what it is"), "it is what it is");
+    }
+
+    #[test]
+    fn the_budget_grows_with_the_audio_and_is_capped() {
+        assert_eq!(token_budget(audio_rate() * 2), 28);
+        assert!(token_budget(audio_rate() * 30) == MAX_TOKENS);
+        assert!(token_budget(0) >= 12);
+    }
 }

@@ -16,8 +16,13 @@
 //!   (exponential with jitter); after `max_attempts` it is `dead`. A permanent failure (e.g. a
 //!   Twilio 4xx) is `failed` at once. Both keep `last_error`.
 //!
-//! All times come from a [`Clock`] rather than Postgres' `now()`, so tests can move time forward
-//! without waiting (see [`Clock::manual`]).
+//! All times that decide when a job runs come from a [`Clock`] rather than Postgres' `now()`:
+//! `run_at` of a delayed job (the caller computes it from the event's time or the clock), the claim's
+//! `run_at <= $now`, lease expiry and the retry's `now + backoff`. The one exception is a job
+//! enqueued without `run_at` ("due at once"), which takes the database's `now()`; any clock at or
+//! after the moment it was written sees it as due. Production uses [`Clock::system`]; tests move
+//! time by hand ([`Clock::manual`]) or with tokio's paused clock ([`Clock::tokio`]), so a 60 s
+//! delay passes in milliseconds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,39 +32,79 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool, Row};
 use uuid::Uuid;
 
-/// The queue's notion of now: the wall clock, or a hand-moved one in tests.
+/// The queue's notion of now: the wall clock, or a test clock.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
-    /// `None`: the system clock; `Some`: milliseconds since the epoch, moved by [`Clock::advance`].
-    manual: Option<Arc<AtomicI64>>,
+    /// Where now comes from; the system clock unless a test chose otherwise.
+    source: Source,
+}
+
+/// See [`Clock`]'s constructors.
+#[derive(Debug, Clone, Default)]
+enum Source {
+    /// `Utc::now()`.
+    #[default]
+    System,
+    /// Milliseconds since the epoch, moved by [`Clock::advance`].
+    Manual(Arc<AtomicI64>),
+    /// `base` plus the tokio time elapsed since `origin`.
+    Tokio {
+        /// The wall-clock time the clock started at.
+        base: DateTime<Utc>,
+        /// The tokio instant that corresponds to `base`.
+        origin: tokio::time::Instant,
+    },
 }
 
 impl Clock {
-    /// The system clock.
+    /// The system clock (production).
     pub fn system() -> Self {
-        Clock { manual: None }
+        Clock {
+            source: Source::System,
+        }
     }
 
     /// A clock that stands still at `start` until advanced.
     pub fn manual(start: DateTime<Utc>) -> Self {
         Clock {
-            manual: Some(Arc::new(AtomicI64::new(start.timestamp_millis()))),
+            source: Source::Manual(Arc::new(AtomicI64::new(start.timestamp_millis()))),
+        }
+    }
+
+    /// A clock at `base` that moves with tokio's clock: `base + (tokio::time::Instant::now() -
+    /// now at this call)`. Under `tokio::time::pause()` it moves only with `tokio::time::advance`
+    /// (or the runtime's auto-advance), exactly as the timers the workers sleep on, so a test
+    /// drives the queue's deadlines and its poll loop with one clock. Read it on the runtime that
+    /// created it: tokio's `Instant::now()` is the current runtime's clock.
+    pub fn tokio(base: DateTime<Utc>) -> Self {
+        Clock {
+            source: Source::Tokio {
+                base,
+                origin: tokio::time::Instant::now(),
+            },
         }
     }
 
     /// Now.
     pub fn now(&self) -> DateTime<Utc> {
-        match &self.manual {
-            None => Utc::now(),
-            Some(ms) => {
+        match &self.source {
+            Source::System => Utc::now(),
+            Source::Manual(ms) => {
                 DateTime::from_timestamp_millis(ms.load(Ordering::SeqCst)).unwrap_or_else(Utc::now)
+            }
+            Source::Tokio { base, origin } => {
+                let elapsed =
+                    chrono::Duration::from_std(origin.elapsed()).unwrap_or(chrono::Duration::MAX);
+                base.checked_add_signed(elapsed)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
             }
         }
     }
 
-    /// Moves a manual clock forward (no effect on the system clock).
+    /// Moves a manual clock forward (no effect on the system or tokio clocks: those move by
+    /// themselves, or with `tokio::time::advance`).
     pub fn advance(&self, by: Duration) {
-        if let Some(ms) = &self.manual {
+        if let Source::Manual(ms) = &self.source {
             ms.fetch_add(
                 i64::try_from(by.as_millis()).unwrap_or(i64::MAX),
                 Ordering::SeqCst,
@@ -335,5 +380,18 @@ mod tests {
         assert_eq!(clock.now(), start);
         clock.advance(Duration::from_secs(61));
         assert_eq!((clock.now() - start).num_seconds(), 61);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_moves_with_paused_tokio_time() {
+        let start = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+        let clock = Clock::tokio(start);
+        assert_eq!(clock.now(), start);
+        clock.advance(Duration::from_secs(5)); // not a manual clock: no effect
+        assert_eq!(clock.now(), start);
+        tokio::time::advance(Duration::from_millis(59_500)).await;
+        assert_eq!((clock.now() - start).num_milliseconds(), 59_500);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!((clock.now() - start).num_seconds(), 60);
     }
 }

@@ -134,15 +134,22 @@ pub struct JobWorkers {
     stop: watch::Sender<bool>,
     /// The worker tasks.
     handles: Vec<JoinHandle<()>>,
+    /// Counts polls that found nothing due (every worker's). A poll that finds nothing comes after
+    /// every job due at that moment was run, so a watcher that sees this move after time passed
+    /// knows the workers caught up with it: the timer tests wait on it instead of sleeping.
+    idle_polls: watch::Receiver<u64>,
 }
 
 impl JobWorkers {
     /// Starts `config.workers` polling tasks.
     pub fn start(ctx: JobContext, config: WorkerConfig) -> Self {
         let (stop, stopped) = watch::channel(false);
+        let (idle_tx, idle_polls) = watch::channel(0u64);
+        let idle_tx = std::sync::Arc::new(idle_tx);
         let handles = (0..config.workers)
             .map(|i| {
                 let (ctx, config, mut stopped) = (ctx.clone(), config.clone(), stopped.clone());
+                let idle_tx = std::sync::Arc::clone(&idle_tx);
                 let worker = format!("{}#{i}", config.node_id);
                 tokio::spawn(async move {
                     loop {
@@ -151,7 +158,10 @@ impl JobWorkers {
                         }
                         let idle = match run_one(&ctx, &config, &worker).await {
                             Ok(Some(_)) => false,
-                            Ok(None) => true,
+                            Ok(None) => {
+                                idle_tx.send_modify(|n| *n += 1);
+                                true
+                            }
                             Err(err) => {
                                 tracing::warn!(%worker, error = %err, "job queue poll failed");
                                 true
@@ -168,7 +178,16 @@ impl JobWorkers {
             })
             .collect();
         drop(stopped);
-        JobWorkers { stop, handles }
+        JobWorkers {
+            stop,
+            handles,
+            idle_polls,
+        }
+    }
+
+    /// Watches how many polls found nothing due (see the field's doc).
+    pub fn idle_polls(&self) -> watch::Receiver<u64> {
+        self.idle_polls.clone()
     }
 
     /// Asks every worker to stop after its current job and waits up to `wait` for them; a worker

@@ -601,7 +601,16 @@ impl Call {
     fn utterance_started(&mut self, started: UtteranceStarted) {
         let timings = started.timings;
         self.ctx.metrics.observe_turn(&timings);
-        let at = self.wall_at(timings.first_audio_frame_ms.unwrap_or(0));
+        let first_frame_ms = timings.first_audio_frame_ms.unwrap_or(0);
+        let _ = self.agent.deliver(AgentEvent::Playing {
+            id: started.id,
+            first_frame_ms,
+        });
+        if started.text.is_empty() {
+            // The agent records this turn itself once it has the words (see `Utterance::text`).
+            return;
+        }
+        let at = self.wall_at(first_frame_ms);
         self.ctx.store.push(Write::Turn(TurnRow {
             call_sid: self.call_sid.clone(),
             seq: started.seq,

@@ -397,6 +397,16 @@ async fn utterances_are_framed_marked_and_reported_played_when_the_mark_returns(
     let (frames, after) = h.frames_until_other().await;
     assert_eq!(frames, 10);
     assert_eq!(after, Sent::Mark(id.mark_name()));
+    match h.next_agent_event().await {
+        AgentEvent::Playing {
+            id: playing,
+            first_frame_ms,
+        } => {
+            assert_eq!(playing, id);
+            assert!(first_frame_ms < 1_000, "{first_frame_ms}");
+        }
+        other => panic!("expected Playing at the first frame, got {other:?}"),
+    }
     h.send(StreamEvent::Mark(id.mark_name())).await;
     match h.next_agent_event().await {
         AgentEvent::Played {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::fallback::{FailureRecorder, ProviderFailure};
@@ -217,11 +218,13 @@ impl CallCloud {
     }
 
     /// The model's part in a receptionist turn, given the knowledge base's best answer (if one
-    /// was similar enough); `None` to run the offline flow as is.
+    /// was similar enough); `None` to run the offline flow as is. With `deltas`, the reply's
+    /// text goes there as it streams (the agent speaks its first clause before the end).
     pub async fn receptionist_turn(
         &mut self,
         caller: &str,
         kb_answer: Option<&str>,
+        deltas: Option<&mpsc::UnboundedSender<String>>,
     ) -> Option<LlmTurn> {
         let llm = self.providers.llm.clone().filter(|_| self.has_llm())?;
         let context = match kb_answer {
@@ -235,7 +238,7 @@ impl CallCloud {
         messages.extend(self.history.iter().cloned());
         messages.push(ChatMessage::new(ChatRole::User, caller));
         let reply = match llm
-            .chat(&messages, None, |e| self.retried("openai", "llm", e))
+            .chat(&messages, deltas, |e| self.retried("openai", "llm", e))
             .await
         {
             Ok(reply) => reply,
@@ -254,12 +257,19 @@ impl CallCloud {
             return Some(LlmTurn::Action(flow_action(action)));
         }
         let text = reply.text.trim();
-        if text.is_empty() || text.trim_matches(|c: char| !c.is_alphanumeric()) == UNKNOWN {
+        if is_no_answer(text) {
             Some(LlmTurn::NoAnswer)
         } else {
             Some(LlmTurn::Answer(text.to_owned()))
         }
     }
+}
+
+/// Whether the model's text says the knowledge base has no answer (empty, or its `UNKNOWN`
+/// word): such text is never spoken.
+pub fn is_no_answer(text: &str) -> bool {
+    let word = text.trim_matches(|c: char| !c.is_alphanumeric());
+    word.is_empty() || word == UNKNOWN
 }
 
 /// A model's tool call as the receptionist flow's action.

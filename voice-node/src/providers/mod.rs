@@ -7,6 +7,8 @@
 //!   structured output.
 //! - [`stt_deepgram`]: Deepgram live transcription over WebSocket.
 //! - [`tts_elevenlabs`] and [`tts_openai`]: text to 8 kHz mu-law.
+//! - [`realtime_openai`]: speech to speech on OpenAI Realtime (replaces STT, LLM and TTS for a
+//!   call), falling back to the cascaded agent when the session cannot open or drops.
 //! - [`retry`]: per-request timeouts and retries with exponential backoff and jitter.
 //! - [`fallback`]: how a failure is recorded on the call (event row + metric).
 //! - [`call`]: one call's providers as the agent uses them (answer, or `None` → offline).
@@ -19,6 +21,7 @@
 pub mod call;
 pub mod fallback;
 pub mod llm_openai;
+pub mod realtime_openai;
 pub mod retry;
 pub mod settings;
 pub mod stt_deepgram;
@@ -149,6 +152,26 @@ pub fn http_client() -> reqwest::Client {
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .unwrap_or_default()
+}
+
+/// A WebSocket handshake failure (Deepgram, Realtime): an HTTP status (bad key, rate limit),
+/// which the retry policy judges like any HTTP answer, or no connection.
+pub(crate) fn ws_handshake_error(err: tokio_tungstenite::tungstenite::Error) -> ProviderError {
+    use tokio_tungstenite::tungstenite;
+    match err {
+        tungstenite::Error::Http(response) => {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            ProviderError::Status {
+                status: response.status().as_u16(),
+                body: snippet(&body),
+            }
+        }
+        other => ProviderError::Connect(error_chain(&other)),
+    }
 }
 
 #[cfg(test)]

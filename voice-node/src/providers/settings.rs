@@ -5,12 +5,20 @@
 //! node's environment (`CALLGATE_{STT,TTS,LLM}_PROVIDER`, `_BASE_URL`, `_API_KEY`, `_MODEL`,
 //! `CALLGATE_TTS_VOICE`, `CALLGATE_STT_ENDPOINTING_MS`); otherwise — or when the choice is
 //! `offline`, or cannot work (no key) — the offline models, exactly as without this module.
+//!
+//! A call may instead run speech to speech on OpenAI Realtime
+//! ([`ProviderSource::realtime_for_call`]): when the tenant's `llm` row says
+//! `settings.realtime = true` (its base URL, model and key are then the Realtime endpoint's), or,
+//! for tenants without an `llm` row, when `CALLGATE_REALTIME_URL` or `CALLGATE_REALTIME_API_KEY`
+//! is set. No new provider kind is needed: the Realtime model replaces the language model (and
+//! with it STT and TTS), and the dashboard's `PUT /api/providers/llm` already stores the flag.
 
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::llm_openai::OpenAiChat;
+use super::realtime_openai::client::{DEFAULT_MODEL, DEFAULT_URL, DEFAULT_VOICE, RealtimeConfig};
 use super::stt_deepgram::DeepgramStt;
 use super::tts_elevenlabs::ElevenLabsTts;
 use super::tts_openai::OpenAiTts;
@@ -154,6 +162,9 @@ pub struct ProviderSource {
     client: reqwest::Client,
     /// The environment's choice per kind: stt, tts, llm.
     env: [Option<ProviderChoice>; 3],
+    /// The environment's Realtime endpoint (`CALLGATE_REALTIME_*`); `base_url` is the whole
+    /// endpoint URL.
+    realtime_env: Option<ProviderChoice>,
     /// Opens tenants' sealed keys.
     seal: SealKey,
     /// Timeouts and retries for every provider built here.
@@ -209,6 +220,21 @@ impl ProviderSource {
                 settings: Value::Object(settings),
             })
         });
+        let realtime_url = get("CALLGATE_REALTIME_URL");
+        let realtime_key = get("CALLGATE_REALTIME_API_KEY");
+        let realtime_env = (realtime_url.is_some() || realtime_key.is_some()).then(|| {
+            let mut settings = serde_json::Map::new();
+            if let Some(voice) = get("CALLGATE_REALTIME_VOICE") {
+                settings.insert("voice".into(), voice.into());
+            }
+            ProviderChoice {
+                provider: "openai".into(),
+                base_url: realtime_url,
+                model: get("CALLGATE_REALTIME_MODEL"),
+                api_key: realtime_key,
+                settings: Value::Object(settings),
+            }
+        });
         let secret = get("EDGE_SHARED_SECRET").unwrap_or_default();
         let mut policy = RetryPolicy::default();
         if let Some(ms) = get("CALLGATE_PROVIDER_FIRST_BYTE_MS").and_then(|v| v.parse().ok()) {
@@ -220,6 +246,7 @@ impl ProviderSource {
         ProviderSource {
             client: super::http_client(),
             env,
+            realtime_env,
             seal: SealKey::from_config(get("CALLGATE_SEAL_KEY").as_deref(), secret.as_bytes()),
             policy,
         }
@@ -271,6 +298,59 @@ impl ProviderSource {
             tts: tts.and_then(|c| report(self.build_tts(&c), "tts", &c)),
             llm: llm.and_then(|c| report(self.build_llm(&c), "llm", &c)),
         }
+    }
+
+    /// The Realtime session a call of `tenant` runs on instead of the cascaded pipeline, if any
+    /// (see the module docs). A tenant's `llm` row decides for the tenant: without the flag
+    /// the call is cascaded even when the environment names a Realtime endpoint.
+    pub async fn realtime_for_call(
+        &self,
+        db: Option<&PgPool>,
+        tenant: Option<Uuid>,
+    ) -> Option<RealtimeConfig> {
+        let mut endpoint = self.realtime_env.clone();
+        if let (Some(db), Some(tenant)) = (db, tenant) {
+            match self.tenant_choices(db, tenant).await {
+                Ok(rows) => {
+                    if let Some((_, row)) = rows.into_iter().find(|(kind, _)| kind == "llm") {
+                        let wanted = row.settings.get("realtime").and_then(Value::as_bool);
+                        endpoint = (wanted == Some(true)).then(|| ProviderChoice {
+                            // The row's base is the API's (`…/v1`); the endpoint is under it.
+                            base_url: Some(super::join_url(
+                                &row.base("https://api.openai.com/v1"),
+                                "/realtime",
+                            )),
+                            ..row
+                        });
+                    }
+                }
+                Err(err) => tracing::warn!(
+                    %tenant,
+                    error = %err,
+                    "cannot read the tenant's provider settings; using the node's defaults"
+                ),
+            }
+        }
+        let c = endpoint?;
+        let url = c.base(DEFAULT_URL);
+        let key = if url.contains("api.openai.com") {
+            match c.required_key("realtime") {
+                Ok(key) => Some(key),
+                Err(err) => {
+                    tracing::warn!(error = %err, "Realtime unusable; the call stays cascaded");
+                    return None;
+                }
+            }
+        } else {
+            c.api_key.clone()
+        };
+        let voice = c
+            .setting_str("voice")
+            .unwrap_or_else(|| DEFAULT_VOICE.to_owned());
+        Some(
+            RealtimeConfig::new(&url, key, &c.model(DEFAULT_MODEL), &voice)
+                .with_policy(self.policy),
+        )
     }
 
     async fn tenant_choices(
@@ -446,6 +526,30 @@ mod tests {
         assert_eq!(p.stt.as_ref().map(SpeechToText::name), Some("deepgram"));
         assert!(p.tts.is_none(), "ElevenLabs without a key cannot work");
         assert_eq!(p.llm.as_ref().map(OpenAiChat::model), Some("qwen2.5-0.5b"));
+    }
+
+    #[tokio::test]
+    async fn realtime_comes_from_the_environment_and_needs_a_key_for_openai() {
+        assert!(source(&[]).realtime_for_call(None, None).await.is_none());
+        let local = source(&[("CALLGATE_REALTIME_URL", "http://127.0.0.1:9/v1/realtime")])
+            .realtime_for_call(None, None)
+            .await
+            .expect("a local endpoint needs no key");
+        assert_eq!(
+            local.endpoint(),
+            "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime"
+        );
+        let keyless = source(&[("CALLGATE_REALTIME_URL", "wss://api.openai.com/v1/realtime")]);
+        assert!(keyless.realtime_for_call(None, None).await.is_none());
+        let public = source(&[("CALLGATE_REALTIME_API_KEY", "sk-x")])
+            .realtime_for_call(None, None)
+            .await
+            .expect("the public endpoint with a key");
+        assert!(
+            public
+                .endpoint()
+                .starts_with("wss://api.openai.com/v1/realtime?model=")
+        );
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl DeepgramStt {
             .first_byte(async {
                 tokio_tungstenite::connect_async(request)
                     .await
-                    .map_err(handshake_error)
+                    .map_err(super::ws_handshake_error)
             })
             .await?;
         Ok(DeepgramStream { socket })
@@ -184,24 +184,6 @@ impl DeepgramStt {
                 on_retry,
             )
             .await
-    }
-}
-
-/// A handshake failure: an HTTP status (bad key, rate limit) or no connection.
-fn handshake_error(err: tungstenite::Error) -> ProviderError {
-    match err {
-        tungstenite::Error::Http(response) => {
-            let body = response
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            ProviderError::Status {
-                status: response.status().as_u16(),
-                body: super::snippet(&body),
-            }
-        }
-        other => ProviderError::Connect(super::error_chain(&other)),
     }
 }
 

@@ -55,6 +55,7 @@ pub async fn place_call(plan: CallPlan) -> CallReport {
         script: plan.script.clone(),
         options: plan.session.clone(),
         streams: Vec::new(),
+        spoken_before: 0,
     };
     let followed = follow_call(&plan.http, &plan.call, plan.behaviour, &mut caller).await;
     let duration = started.elapsed();
@@ -145,6 +146,7 @@ pub async fn place_call(plan: CallPlan) -> CallReport {
             .collect(),
         twiml: followed.documents.clone(),
         streams: caller.streams,
+        call_updates: Vec::new(),
     }
 }
 

@@ -178,7 +178,7 @@ async fn stream_only_call(plan: CallPlan, stream: &StreamSpec) -> CallReport {
     .await;
     let (ended, mut errors) = match end {
         StreamEnd::CallerHungUp => (CallEnd::CallerHungUp, Vec::new()),
-        StreamEnd::NodeClosed => (CallEnd::NodeHungUp, Vec::new()),
+        StreamEnd::NodeClosed | StreamEnd::Redirected(_) => (CallEnd::NodeHungUp, Vec::new()),
         StreamEnd::Failed(reason) => (CallEnd::ApplicationError, vec![reason]),
     };
     errors.extend(stats.errors.iter().cloned());
@@ -202,6 +202,7 @@ async fn stream_only_call(plan: CallPlan, stream: &StreamSpec) -> CallReport {
         dials: Vec::new(),
         twiml: Vec::new(),
         streams: vec![stats],
+        call_updates: Vec::new(),
     }
 }
 

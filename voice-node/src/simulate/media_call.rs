@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::call_control::{CallControl, CallRedirect};
 use super::caller_audio::{NoiseFloor, Utterance};
 use super::ids;
 use super::load::StreamGauge;
@@ -58,6 +59,9 @@ pub struct SessionOptions {
     pub stream_status_callbacks: bool,
     /// Load mode: counts open streams across calls.
     pub gauge: Option<Arc<StreamGauge>>,
+    /// REST updates of the live call (`--twilio-api-listen`): the stream stops on one, as
+    /// Twilio's does, and the follower runs the new TwiML. `None`: nobody can update the call.
+    pub call_control: Option<CallControl>,
 }
 
 impl Default for SessionOptions {
@@ -70,6 +74,7 @@ impl Default for SessionOptions {
             handshake_timeout: Duration::from_secs(10),
             stream_status_callbacks: true,
             gauge: None,
+            call_control: None,
         }
     }
 }
@@ -128,20 +133,20 @@ pub struct SimulatedCaller {
     pub options: SessionOptions,
     /// One entry per stream opened (a fallback may open a second).
     pub streams: Vec<StreamStats>,
+    /// Sentences spoken on streams that a REST update ended: the caller stays on the line
+    /// through a transfer, so the stream after it goes on with the next sentence.
+    pub spoken_before: usize,
 }
 
 impl MediaLeg for SimulatedCaller {
     async fn run_stream(&mut self, call: &CallIdentity, stream: &StreamSpec) -> StreamEnd {
         let mut stats = StreamStats::default();
-        let end = run_media_session(
-            &self.http,
-            call,
-            stream,
-            &self.script,
-            &self.options,
-            &mut stats,
-        )
-        .await;
+        let script = self.script.get(self.spoken_before..).unwrap_or_default();
+        let end =
+            run_media_session(&self.http, call, stream, script, &self.options, &mut stats).await;
+        if matches!(end, StreamEnd::Redirected(_)) {
+            self.spoken_before += stats.utterances_spoken;
+        }
         self.streams.push(stats);
         end
     }
@@ -185,6 +190,8 @@ pub async fn run_media_session(
         StreamEnd::CallerHungUp => "caller".to_owned(),
         StreamEnd::NodeClosed => "node".to_owned(),
         StreamEnd::Failed(reason) => format!("failed: {reason}"),
+        StreamEnd::Redirected(CallRedirect::Completed) => "rest hang-up".to_owned(),
+        StreamEnd::Redirected(_) => "rest update".to_owned(),
     };
     end
 }
@@ -287,6 +294,11 @@ async fn session(
     let mut agent_utterance_open = false;
     let mut misaligned_reported = false;
     let mut echoes: Vec<String> = Vec::new();
+    // Held for the whole stream: a REST update stops this stream, not a later one.
+    let mut control = match &options.call_control {
+        Some(control) => Some(control.lock().await),
+        None => None,
+    };
 
     let end = loop {
         tokio::select! {
@@ -378,6 +390,13 @@ async fn session(
                 {
                     break StreamEnd::Failed(e);
                 }
+            }
+            redirect = next_redirect(&mut control) => {
+                // Twilio stops the stream before it runs the new TwiML (or ends the call).
+                if let StreamEnd::Failed(e) = hang_up_stream(&mut sink, &mut incoming, call, &stream_sid, &mut next_seq).await {
+                    stats.errors.push(format!("stopping the stream for a REST update: {e}"));
+                }
+                break StreamEnd::Redirected(redirect);
             }
             scheduled = ticker.tick() => {
                 let now = Instant::now();
@@ -489,6 +508,22 @@ async fn session(
         }
     }
     end
+}
+
+/// The next REST update of the call; never, without call control.
+async fn next_redirect(
+    control: &mut Option<
+        tokio::sync::MutexGuard<'_, tokio::sync::mpsc::UnboundedReceiver<CallRedirect>>,
+    >,
+) -> CallRedirect {
+    match control {
+        Some(inbox) => match inbox.recv().await {
+            Some(redirect) => redirect,
+            // The endpoint is gone: no more updates can come.
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// A seed from the CallSid so concurrent calls' noise differs.

@@ -17,6 +17,10 @@
 //! (`GET {node}/internal/calls/{call_sid}`, [`node_record`]). One JSON object goes to stdout
 //! ([`report::CallReport`]); the exit status is non-zero when the call failed.
 //!
+//! `--twilio-api-listen ADDR` serves Twilio's REST call update for this call ([`call_control`]):
+//! point the node's `TWILIO_API_BASE` there (directly or through a proxy) and a transfer or
+//! hang-up over REST stops the stream and the call follows the new TwiML, as on Twilio.
+//!
 //! `--load N --duration S` places N such calls at once ([`load`]) and prints counts and latency
 //! percentiles ([`report::LoadReport`]). `--stream-url WS_URL` (with `--load`) skips the edge and
 //! opens each call's Media Stream straight to that URL, for servers not behind our edge (the
@@ -27,6 +31,7 @@
 //! transcript is missing), `TWILIO_ACCOUNT_SID` (optional; default a random `AC…`).
 
 pub mod call;
+pub mod call_control;
 pub mod caller_audio;
 pub mod ids;
 pub mod load;
@@ -84,6 +89,15 @@ pub struct SimulateArgs {
     /// How the owner's phone answers a <Dial>.
     #[arg(long, value_enum, default_value_t = DialStatus::Completed)]
     pub dial_status: DialStatus,
+    /// With --dial-status no-answer, ring at most this long (s) instead of the <Dial timeout>
+    /// Twilio would wait (20 s for callgate's dials).
+    #[arg(long, value_name = "S")]
+    pub ring_limit: Option<u64>,
+    /// Serve Twilio's REST call update (`POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json`,
+    /// Basic auth with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) for this call on this address:
+    /// the stream stops and the call follows the new TwiML, as Twilio's does. Single call only.
+    #[arg(long, value_name = "ADDR", conflicts_with = "load")]
+    pub twilio_api_listen: Option<String>,
     /// Read the call record from this node (base URL) instead of the one the stream URL names.
     #[arg(long, value_name = "URL")]
     pub node: Option<String>,
@@ -143,19 +157,32 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         script.push(Utterance::from_file(path)?);
     }
 
+    let call = CallIdentity::new(&account_sid, &args.from, &args.to);
+    // Kept until the call is over: dropping it stops the endpoint.
+    let mut call_control = None;
+    let mut control = None;
+    if let Some(listen) = &args.twilio_api_listen {
+        let (server, inbox) =
+            call_control::CallControlServer::start(listen, &call, &auth_token).await?;
+        tracing::info!(addr = %server.addr, "serving Twilio's REST call update for the call");
+        call_control = Some(server);
+        control = Some(inbox);
+    }
     let plan = CallPlan {
         http,
-        call: CallIdentity::new(&account_sid, &args.from, &args.to),
+        call,
         script: Arc::new(script),
         behaviour: CallerBehaviour {
             dial_status: args.dial_status,
             voicemail_secs: 4,
+            ring_limit: args.ring_limit.map(Duration::from_secs),
         },
         session: SessionOptions {
             turn_gap: Duration::from_millis(args.turn_gap_ms),
             reply_timeout: Duration::from_secs(args.reply_timeout),
             max_duration: Duration::from_secs(args.max_duration),
             stream_status_callbacks: !args.no_stream_status,
+            call_control: control,
             ..SessionOptions::default()
         },
         record: secret.as_ref().map(|s| RecordSource {
@@ -203,7 +230,10 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    let report = place_call(plan).await;
+    let mut report = place_call(plan).await;
+    if let Some(server) = &call_control {
+        report.call_updates = server.updates();
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.failed() {
         ExitCode::FAILURE

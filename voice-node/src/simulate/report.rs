@@ -52,6 +52,10 @@ pub struct CallReport {
     pub twiml: Vec<DocumentTrace>,
     /// Media streams opened.
     pub streams: Vec<StreamStats>,
+    /// REST updates of the live call the simulator accepted (`--twilio-api-listen`): a
+    /// transfer's TwiML, a hang-up. Absent when there were none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub call_updates: Vec<String>,
 }
 
 impl CallReport {

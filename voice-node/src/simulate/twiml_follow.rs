@@ -18,6 +18,9 @@ use super::twilio_http::{CallIdentity, HttpMethod, TwilioHttp, resolve_url};
 /// simulated call that fetches 20 documents has gone wrong).
 pub const MAX_DOCUMENTS: usize = 20;
 
+/// Twilio's `<Dial timeout>` when the attribute is missing or out of range (it accepts 5–600 s).
+pub const DEFAULT_DIAL_TIMEOUT_S: u32 = 30;
+
 /// The path of the voice webhook on the edge.
 pub const INBOUND_PATH: &str = "/telephony/inbound";
 
@@ -90,6 +93,8 @@ pub enum Verb {
         method: HttpMethod,
         /// The dialed number, client or SIP address.
         target: String,
+        /// Seconds the dialed phone rings before Twilio gives up with `no-answer`.
+        timeout: u32,
     },
     /// `<Connect action><Stream …/></Connect>`.
     Connect {
@@ -206,6 +211,11 @@ pub fn parse_twiml(document_url: &str, xml: &str) -> Result<Vec<Verb>, String> {
                     action: url_attr(node, "action"),
                     method: method(node),
                     target,
+                    timeout: node
+                        .attribute("timeout")
+                        .and_then(|t| t.trim().parse().ok())
+                        .filter(|t| (5..=600).contains(t))
+                        .unwrap_or(DEFAULT_DIAL_TIMEOUT_S),
                 }
             }
             "Connect" => Verb::Connect {
@@ -261,6 +271,9 @@ pub enum StreamEnd {
     NodeClosed,
     /// Handshake refused, socket error or protocol breach. Twilio then runs `<Connect action>`.
     Failed(String),
+    /// A REST update of the live call stopped the stream (`super::call_control`): the call goes
+    /// on with its TwiML, or ends on `Status=completed`.
+    Redirected(super::call_control::CallRedirect),
 }
 
 /// The media side of a call, run when the TwiML connects a stream.
@@ -280,6 +293,23 @@ pub struct CallerBehaviour {
     pub dial_status: DialStatus,
     /// Seconds of voicemail left at a `<Record>`.
     pub voicemail_secs: u32,
+    /// An unanswered `<Dial>` rings for its `timeout` before `no-answer` is posted, as on Twilio
+    /// (in tokio time, so a test with a paused clock sees the 20 s pass); `Some(limit)` rings at
+    /// most this long, for runs that test something else and should not wait.
+    pub ring_limit: Option<std::time::Duration>,
+}
+
+impl CallerBehaviour {
+    /// How long a `<Dial>` with `timeout` seconds rings before its outcome is known: the whole
+    /// timeout when nobody answers (capped by `ring_limit`), no wait otherwise (the simulated
+    /// owner answers at once, and busy or failed are known as soon as the dial is placed).
+    pub fn ring_time(&self, timeout: u32) -> std::time::Duration {
+        if self.dial_status != DialStatus::NoAnswer {
+            return std::time::Duration::ZERO;
+        }
+        let full = std::time::Duration::from_secs(u64::from(timeout));
+        self.ring_limit.map_or(full, |limit| full.min(limit))
+    }
 }
 
 /// How the call ended, from Twilio's side.
@@ -368,6 +398,8 @@ pub async fn follow_call<M: MediaLeg>(
         HttpMethod::Post,
         call.voice_params("ringing"),
     ));
+    // TwiML a REST update sent inline: run instead of fetching `next`'s URL (then a label).
+    let mut inline: Option<String> = None;
     while let Some((url, method, params)) = next.take() {
         if result.documents.len() >= MAX_DOCUMENTS {
             result.errors.push(format!(
@@ -376,7 +408,12 @@ pub async fn follow_call<M: MediaLeg>(
             result.ended = CallEnd::ApplicationError;
             break;
         }
-        let verbs = match fetch_twiml(http, &url, method, &params).await {
+        let fetched = match inline.take() {
+            // Relative URLs in it resolve against the webhook base, like the first document's.
+            Some(xml) => parse_twiml(&http.public_url(INBOUND_PATH), &xml).map(|v| (v, 0.0)),
+            None => fetch_twiml(http, &url, method, &params).await,
+        };
+        let verbs = match fetched {
             Ok((verbs, response_ms)) => {
                 result.documents.push(DocumentTrace {
                     url: url.clone(),
@@ -415,7 +452,13 @@ pub async fn follow_call<M: MediaLeg>(
                     action,
                     method,
                     target,
+                    timeout,
                 } => {
+                    let ring = caller.ring_time(timeout);
+                    if !ring.is_zero() {
+                        tracing::debug!(%target, ?ring, "the dialed phone rings");
+                        tokio::time::sleep(ring).await;
+                    }
                     let status = caller.dial_status.as_str();
                     result.dials.push((target, status));
                     if let Some(action) = action {
@@ -451,6 +494,27 @@ pub async fn follow_call<M: MediaLeg>(
                                 next = Some((action, method, call.voice_params("in-progress")));
                                 break;
                             }
+                        }
+                        StreamEnd::Redirected(redirect) => {
+                            use super::call_control::CallRedirect;
+                            match redirect {
+                                CallRedirect::Completed => {
+                                    result.ended = CallEnd::NodeHungUp;
+                                    return result;
+                                }
+                                CallRedirect::Url { url, method } => {
+                                    next = Some((url, method, call.voice_params("in-progress")));
+                                }
+                                CallRedirect::Twiml(xml) => {
+                                    inline = Some(xml);
+                                    next = Some((
+                                        "REST update (Twiml)".to_owned(),
+                                        HttpMethod::Post,
+                                        Form::new(),
+                                    ));
+                                }
+                            }
+                            break;
                         }
                     }
                 }
@@ -611,7 +675,8 @@ mod tests {
             Verb::Dial {
                 action: Some("https://edge.example/telephony/dial-result".into()),
                 method: HttpMethod::Post,
-                target: "+14155550100".into()
+                target: "+14155550100".into(),
+                timeout: 20,
             }
         );
         assert_eq!(
@@ -656,6 +721,44 @@ mod tests {
         assert!(
             matches!(&verbs[0], Verb::Connect { stream: Some(s), .. } if s.parameters["mode"] == "forward")
         );
+    }
+
+    #[test]
+    fn dial_timeout_is_read_and_defaults_like_twilio() {
+        let timeout = |attr: &str| {
+            let xml = format!(
+                r#"<?xml version="1.0"?><Response><Dial {attr}><Number>+14155550100</Number></Dial></Response>"#
+            );
+            match parse_twiml(DOC, &xml).unwrap().as_slice() {
+                [Verb::Dial { timeout, .. }] => *timeout,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(timeout(r#"timeout="20""#), 20);
+        assert_eq!(timeout(""), DEFAULT_DIAL_TIMEOUT_S);
+        assert_eq!(timeout(r#"timeout="2""#), DEFAULT_DIAL_TIMEOUT_S);
+        assert_eq!(timeout(r#"timeout="soon""#), DEFAULT_DIAL_TIMEOUT_S);
+    }
+
+    #[test]
+    fn only_an_unanswered_dial_rings_out_its_timeout() {
+        use std::time::Duration;
+        let caller = |dial_status, ring_limit| CallerBehaviour {
+            dial_status,
+            voicemail_secs: 0,
+            ring_limit,
+        };
+        assert_eq!(
+            caller(DialStatus::NoAnswer, None).ring_time(20),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            caller(DialStatus::NoAnswer, Some(Duration::from_secs(3))).ring_time(20),
+            Duration::from_secs(3)
+        );
+        for answered in [DialStatus::Completed, DialStatus::Busy, DialStatus::Failed] {
+            assert_eq!(caller(answered, None).ring_time(20), Duration::ZERO);
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@
 // tungstenite's handshake callback must return its (large) `ErrorResponse` by value.
 #![allow(clippy::result_large_err)]
 
+pub mod realtime;
+
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;

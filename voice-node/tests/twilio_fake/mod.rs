@@ -1,6 +1,7 @@
 //! A fake Twilio REST API on 127.0.0.1:0: checks Basic auth, records every request, answers like
 //! Twilio (201 + JSON with a `sid` for Messages.json, 200 for call updates, Twilio's error JSON on
-//! bad input) and can be told to fail the next N requests.
+//! bad input) and can be told to fail the next N requests. Each request keeps the tokio instant it
+//! arrived at and the status it got, so paused-clock tests can check when retries happened.
 
 #![allow(dead_code)]
 
@@ -29,6 +30,11 @@ pub struct Recorded {
     pub resource: String,
     /// The form fields (last value wins).
     pub form: BTreeMap<String, String>,
+    /// When it arrived, on tokio's clock: under a paused clock, the virtual time of the request
+    /// (`flow_timers` checks retries against it).
+    pub at: tokio::time::Instant,
+    /// The HTTP status the fake answered.
+    pub status: u16,
 }
 
 /// How to fail.
@@ -36,6 +42,8 @@ pub struct Recorded {
 pub enum Failure {
     /// 503 with Twilio's error JSON (retryable).
     Unavailable,
+    /// 500 with Twilio's error JSON (retryable).
+    ServerError,
     /// 400 with error 21211 (invalid 'To'): permanent.
     InvalidTo,
 }
@@ -166,6 +174,11 @@ async fn gate(inner: &Inner, headers: &HeaderMap, account: &str) -> Option<Respo
                 21211,
                 "The 'To' number is not a valid phone number.",
             ),
+            Some(Failure::ServerError) => twilio_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                20500,
+                "Internal Server Error",
+            ),
             _ => twilio_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 20503,
@@ -183,11 +196,19 @@ async fn messages(
     body: Bytes,
 ) -> Response {
     let form = parse_form(&body);
-    inner.requests.lock().await.push(Recorded {
-        resource: "Messages".into(),
-        form: form.clone(),
-    });
-    if let Some(refused) = gate(&inner, &headers, &account).await {
+    let index = record(&inner, "Messages".into(), form.clone()).await;
+    let response = messages_answer(&inner, &account, &headers, &form).await;
+    answered(&inner, index, response.status()).await;
+    response
+}
+
+async fn messages_answer(
+    inner: &Inner,
+    account: &str,
+    headers: &HeaderMap,
+    form: &BTreeMap<String, String>,
+) -> Response {
+    if let Some(refused) = gate(inner, headers, account).await {
         return refused;
     }
     for required in ["To", "From", "Body"] {
@@ -222,11 +243,20 @@ async fn calls(
 ) -> Response {
     let form = parse_form(&body);
     let sid = call.trim_end_matches(".json").to_owned();
-    inner.requests.lock().await.push(Recorded {
-        resource: format!("Calls/{sid}"),
-        form: form.clone(),
-    });
-    if let Some(refused) = gate(&inner, &headers, &account).await {
+    let index = record(&inner, format!("Calls/{sid}"), form.clone()).await;
+    let response = calls_answer(&inner, &account, &headers, &form, sid).await;
+    answered(&inner, index, response.status()).await;
+    response
+}
+
+async fn calls_answer(
+    inner: &Inner,
+    account: &str,
+    headers: &HeaderMap,
+    form: &BTreeMap<String, String>,
+    sid: String,
+) -> Response {
+    if let Some(refused) = gate(inner, headers, account).await {
         return refused;
     }
     let given = ["Twiml", "Url", "Status"]
@@ -253,12 +283,30 @@ async fn delete_recording(
     headers: HeaderMap,
 ) -> Response {
     let sid = recording.trim_end_matches(".json").to_owned();
-    inner.requests.lock().await.push(Recorded {
-        resource: format!("DELETE Recordings/{sid}"),
-        form: BTreeMap::new(),
+    let index = record(&inner, format!("DELETE Recordings/{sid}"), BTreeMap::new()).await;
+    let response = match gate(&inner, &headers, &account).await {
+        Some(refused) => refused,
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    answered(&inner, index, response.status()).await;
+    response
+}
+
+/// Records a request as it arrives (so a slow answer is already visible); its status is filled
+/// in by [`answered`].
+async fn record(inner: &Inner, resource: String, form: BTreeMap<String, String>) -> usize {
+    let mut requests = inner.requests.lock().await;
+    requests.push(Recorded {
+        resource,
+        form,
+        at: tokio::time::Instant::now(),
+        status: 0,
     });
-    if let Some(refused) = gate(&inner, &headers, &account).await {
-        return refused;
+    requests.len() - 1
+}
+
+async fn answered(inner: &Inner, index: usize, status: StatusCode) {
+    if let Some(request) = inner.requests.lock().await.get_mut(index) {
+        request.status = status.as_u16();
     }
-    StatusCode::NO_CONTENT.into_response()
 }

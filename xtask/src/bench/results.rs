@@ -251,6 +251,11 @@ impl Results {
              20 ms after the caller's playback buffer ran dry (the simulator models Twilio's \
              buffer); every call heard every greeting frame; the node counted no frame sent more \
              than 20 ms behind its schedule and dropped none.\n\
+             - Callback errors: status callbacks (the call's final status, the stream's start and \
+             stop) the edge did not accept, e.g. its 503 when no node took the forwarded event. \
+             Counted apart and not part of \"clean\": they travel edge → node beside the media and \
+             say nothing about frames; a call whose only error is one still counts as completed \
+             without error.\n\
              - Memory per call: (peak RSS − RSS before the run) / peak concurrent streams.\n\
              - CPU per call: the server's utime+stime while all calls were up (end of ramp to \
              first hang-up) / seconds / calls, as % of one core.\n\
@@ -274,7 +279,7 @@ impl Results {
             let _ = writeln!(
                 o,
                 "- At {} calls: {:.1} KiB and {:.3}% of one core per call (node {:.2} cores, \
-                 generator {:.2} cores{})",
+                 generator {:.2} cores{}){}",
                 best.calls,
                 best.rss_per_call_kib(),
                 best.cpu_percent_per_call(),
@@ -284,6 +289,12 @@ impl Results {
                     ", saturated"
                 } else {
                     ""
+                },
+                match best.callback_errors() {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} status callbacks not accepted by the edge (not a frame problem, see Definitions)"
+                    ),
                 }
             );
         }
@@ -395,12 +406,12 @@ impl Results {
 fn run_table(o: &mut String, runs: &[LoadRun], node: bool) {
     let _ = writeln!(
         o,
-        "| calls | result | late at caller | {}missing greeting frames | RSS / call | CPU / call | server cores | generator cores | other load | stolen |",
+        "| calls | result | late at caller | {}missing greeting frames | callback errors | RSS / call | CPU / call | server cores | generator cores | other load | stolen |",
         if node { "node late / dropped | " } else { "" }
     );
     let _ = writeln!(
         o,
-        "|---:|---|---:|{}---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|{}---:|---:|---:|---:|---:|---:|---:|---:|",
         if node { "---:|" } else { "" }
     );
     for r in runs {
@@ -426,7 +437,7 @@ fn run_table(o: &mut String, runs: &[LoadRun], node: bool) {
         .max(0.0);
         let _ = writeln!(
             o,
-            "| {} | {}{} | {} | {node_cols}{} | {:.1} KiB | {:.3}% | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {}{} | {} | {node_cols}{} | {} | {:.1} KiB | {:.3}% | {:.2} | {:.2} | {:.2} | {:.2} |",
             r.calls,
             result,
             if r.generator_bound() {
@@ -436,6 +447,7 @@ fn run_table(o: &mut String, runs: &[LoadRun], node: bool) {
             },
             r.late_frames(),
             r.missing_frames(),
+            r.callback_errors(),
             r.rss_per_call_kib(),
             r.cpu_percent_per_call(),
             r.server_cores(),

@@ -19,6 +19,62 @@ use super::twilio_fake::TwilioFake;
 /// The number every drill calls.
 const NUMBER: &str = "+15550100777";
 
+/// How large each drill is. The full drills (`cargo xtask drill`) stage what issue 8 asks for
+/// (200 live calls at SIGTERM, every fuzz target); the CI drills (the
+/// `drills` step of `cargo xtask test`) check the same properties with fewer and shorter calls,
+/// so the step costs a few minutes on two cores. The soak has its own arguments;
+/// `provider-outage` has no scale (it is not a CI drill, see `CI_DRILLS`).
+#[derive(Debug, Clone)]
+pub struct Scale {
+    /// Calls live on node A when it gets SIGTERM.
+    pub sigterm_calls: usize,
+    /// Seconds each of those calls lasts: long enough that A is still draining when the calls
+    /// that must go to B are placed (about 12 s after SIGTERM's calls are all up).
+    pub sigterm_hold_s: f64,
+    /// Seconds each call of the Postgres drill lasts; the 8 s outage starts 2 s after all are
+    /// up, so this must leave room for it and the restart.
+    pub postgres_hold_s: f64,
+    /// Seconds each real call of `flood` lasts; the flood starts once all are up and takes
+    /// 0.3 s (release) to 3 s (debug, busy machine).
+    pub flood_hold_s: f64,
+    /// Seconds per fuzz target in `bad-input`; `None`: no fuzzing (CI: building the fuzz
+    /// targets with nightly would cost more than the whole step).
+    pub fuzz_seconds: Option<u64>,
+    /// Whether `flood` fails on any late frame of its real calls. The full drill (release
+    /// builds) does. CI (debug builds on a shared two-core machine) reports them only: there
+    /// they measure the machine, not the flood — in the same CI-scale run at a load average of
+    /// 13, `sigterm` had 31 late frames and `postgres` 41 with no flood at all, `flood` 38 of
+    /// 5,900. What the flood could break stays judged: unsigned requests served, rate limits,
+    /// real calls failing, a signed call after it.
+    pub flood_judges_late_frames: bool,
+}
+
+impl Scale {
+    /// `cargo xtask drill`.
+    pub fn full(fuzz_seconds: u64) -> Self {
+        Scale {
+            sigterm_calls: 200,
+            sigterm_hold_s: 30.0,
+            postgres_hold_s: 30.0,
+            flood_hold_s: 25.0,
+            fuzz_seconds: Some(fuzz_seconds),
+            flood_judges_late_frames: true,
+        }
+    }
+
+    /// `cargo xtask test drills`.
+    pub fn ci() -> Self {
+        Scale {
+            sigterm_calls: 50,
+            sigterm_hold_s: 20.0,
+            postgres_hold_s: 20.0,
+            flood_hold_s: 12.0,
+            fuzz_seconds: None,
+            flood_judges_late_frames: false,
+        }
+    }
+}
+
 /// A drill's result: passed or not, and the figures behind it.
 #[derive(Debug)]
 pub struct Judged {
@@ -110,16 +166,26 @@ fn warm_up(kit: &Kit, edge: &Proc) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Node SIGTERM with 200 live calls: all finish, new calls go to the other node, exit 0.
-pub fn sigterm(kit: &Kit) -> anyhow::Result<Judged> {
-    const CALLS: usize = 200;
+/// Node SIGTERM with live calls (200 in the full drill): all finish, new calls go to the other
+/// node, exit 0.
+pub fn sigterm(kit: &Kit, scale: &Scale) -> anyhow::Result<Judged> {
+    let calls = scale.sigterm_calls;
     let db = Db::start(kit)?;
     db.seed_number(kit, NUMBER)?;
     let mut a = start_node(kit, &db, &NodeSpec::new("drill-a"))?;
     let edge = start_edge(kit, &a)?;
     warm_up(kit, &edge)?;
-    let main = Load::start(kit, &edge, &load(CALLS, 30.0, 5.0, "sigterm-200"))?;
-    wait_calls(&a, CALLS, Duration::from_secs(30))?;
+    let main = Load::start(
+        kit,
+        &edge,
+        &load(
+            calls,
+            scale.sigterm_hold_s,
+            5.0,
+            &format!("sigterm-{calls}"),
+        ),
+    )?;
+    wait_calls(&a, calls, Duration::from_secs(30))?;
     let b = start_node(kit, &db, &NodeSpec::new("drill-b"))?;
     // B's heartbeat → the snapshot A serves (1 s cache) → the edge (0.5 s TTL).
     std::thread::sleep(Duration::from_secs(3));
@@ -142,7 +208,7 @@ pub fn sigterm(kit: &Kit) -> anyhow::Result<Judged> {
 
     let mut c = Checks::default();
     c.figure(format!(
-        "{live_at_term} live on A at SIGTERM; {}/{CALLS} completed, {} cut, {} failed, {} late frames",
+        "{live_at_term} live on A at SIGTERM; {}/{calls} completed, {} cut, {} failed, {} late frames",
         num(&main, "completed"),
         num(&main, "node_hangups"),
         num(&main, "failed"),
@@ -158,11 +224,11 @@ pub fn sigterm(kit: &Kit) -> anyhow::Result<Judged> {
         exit_after.as_secs_f64()
     ));
     c.check(
-        live_at_term >= CALLS as f64,
-        "A did not hold all 200 calls at SIGTERM",
+        live_at_term >= calls as f64,
+        format!("A did not hold all {calls} calls at SIGTERM"),
     );
     c.check(
-        num(&main, "completed") == CALLS as u64,
+        num(&main, "completed") == calls as u64,
         "not every call on A finished",
     );
     c.check(num(&main, "node_hangups") == 0, "A cut calls");
@@ -296,14 +362,18 @@ pub fn sigkill(kit: &Kit) -> anyhow::Result<Judged> {
 }
 
 /// Postgres killed and restarted mid-call: calls go on, no transcript turn is lost.
-pub fn postgres(kit: &Kit) -> anyhow::Result<Judged> {
+pub fn postgres(kit: &Kit, scale: &Scale) -> anyhow::Result<Judged> {
     const CALLS: usize = 20;
     let db = Db::start(kit)?;
     db.seed_number(kit, NUMBER)?;
     let a = start_node(kit, &db, &NodeSpec::new("drill-a"))?;
     let edge = start_edge(kit, &a)?;
     warm_up(kit, &edge)?;
-    let calls = Load::start(kit, &edge, &load(CALLS, 30.0, 2.0, "postgres"))?;
+    let calls = Load::start(
+        kit,
+        &edge,
+        &load(CALLS, scale.postgres_hold_s, 2.0, "postgres"),
+    )?;
     wait_calls(&a, CALLS, Duration::from_secs(30))?;
     std::thread::sleep(Duration::from_secs(2));
     db.kill()?;
@@ -360,14 +430,14 @@ pub fn postgres(kit: &Kit) -> anyhow::Result<Judged> {
 }
 
 /// Thousands of unsigned webhooks at the edge and handshakes at the node while 20 real calls run.
-pub fn flood(kit: &Kit) -> anyhow::Result<Judged> {
+pub fn flood(kit: &Kit, scale: &Scale) -> anyhow::Result<Judged> {
     const CALLS: usize = 20;
     let db = Db::start(kit)?;
     db.seed_number(kit, NUMBER)?;
     let a = start_node(kit, &db, &NodeSpec::new("drill-a"))?;
     let edge = start_edge(kit, &a)?;
     warm_up(kit, &edge)?;
-    let calls = Load::start(kit, &edge, &load(CALLS, 25.0, 2.0, "flood"))?;
+    let calls = Load::start(kit, &edge, &load(CALLS, scale.flood_hold_s, 2.0, "flood"))?;
     wait_calls(&a, CALLS, Duration::from_secs(30))?;
     let attacker_edge = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     let attacker_node = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
@@ -399,10 +469,11 @@ pub fn flood(kit: &Kit) -> anyhow::Result<Judged> {
         node_flood.summary()
     ));
     c.figure(format!(
-        "real calls: {}/{CALLS} completed, {} failed, {} late frames; a signed call after the flood: {}",
+        "real calls: {}/{CALLS} completed, {} failed, {} late frames of {} received; a signed call after the flood: {}",
         num(&report, "completed"),
         num(&report, "failed"),
         num(&report, "late_frames"),
+        num(&report, "frames_received"),
         if num(&after, "completed") == 1 { "completed" } else { "FAILED" }
     ));
     let served = |r: &attack::FloodResult| {
@@ -428,10 +499,14 @@ pub fn flood(kit: &Kit) -> anyhow::Result<Judged> {
         num(&report, "completed") == CALLS as u64 && num(&report, "failed") == 0,
         "real calls were affected",
     );
-    c.check(
-        num(&report, "late_frames") == 0,
-        "real calls had late frames",
-    );
+    if scale.flood_judges_late_frames {
+        c.check(
+            num(&report, "late_frames") == 0,
+            "real calls had late frames",
+        );
+    } else {
+        c.figure("late frames reported, not judged at this scale");
+    }
     c.check(
         num(&after, "completed") == 1,
         "a signed call after the flood failed",
@@ -439,8 +514,9 @@ pub fn flood(kit: &Kit) -> anyhow::Result<Judged> {
     Ok(c.done())
 }
 
-/// Slow-loris and oversized requests at edge and node; a short fuzz run of every target.
-pub fn bad_input(kit: &Kit, fuzz_seconds: u64) -> anyhow::Result<Judged> {
+/// Slow-loris and oversized requests at edge and node; a short fuzz run of every target (when
+/// the scale asks for one).
+pub fn bad_input(kit: &Kit, scale: &Scale) -> anyhow::Result<Judged> {
     let db = Db::start(kit)?;
     db.seed_number(kit, NUMBER)?;
     let a = start_node(kit, &db, &NodeSpec::new("drill-a"))?;
@@ -448,10 +524,15 @@ pub fn bad_input(kit: &Kit, fuzz_seconds: u64) -> anyhow::Result<Judged> {
     let attacker = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
     let mut c = Checks::default();
 
+    // Both servers are attacked at once (they are separate processes with separate header
+    // timeouts), so the drill waits one header timeout, not two.
+    let mut attacks = Vec::new();
     for target in [&edge, &a] {
-        let mut slow = attack::slow_loris(attacker, target.addr, 100)?;
+        let slow = attack::slow_loris(attacker, target.addr, 100)?;
         let healthy = super::harness::http_get(target.addr, "/healthz").map(|r| r.0) == Some(200);
-        let started = Instant::now();
+        attacks.push((target, slow, healthy, Instant::now()));
+    }
+    for (target, mut slow, healthy, started) in attacks {
         let closed = attack::closed_within(&mut slow, Duration::from_secs(20));
         c.figure(format!(
             "{}: {closed}/100 slow-loris connections closed in {:.1} s, /healthz {} meanwhile",
@@ -480,6 +561,10 @@ pub fn bad_input(kit: &Kit, fuzz_seconds: u64) -> anyhow::Result<Judged> {
         );
     }
 
+    let Some(fuzz_seconds) = scale.fuzz_seconds else {
+        c.figure("fuzz: not run at this scale");
+        return Ok(c.done());
+    };
     match fuzz_all(fuzz_seconds)? {
         None => c.figure("fuzz: skipped: no nightly"),
         Some(results) => {

@@ -4,11 +4,16 @@
 //!
 //! For the SIGKILL drill it can *hold* the first messages: the request is read and never
 //! answered until the client goes away, so the node is killed mid-send with its job leased.
+//!
+//! For the demo it can hand call updates (`Calls/{CA}.json`: a transfer's TwiML, a hang-up) to
+//! a *call engine*, the `voice-node simulate --twilio-api-listen` of the call in progress, which
+//! makes the live call follow them as Twilio does; with no call in progress it answers Twilio's
+//! 404. Messages are kept (recipient and body) so the demo can show what was texted.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -27,6 +32,8 @@ pub struct Counts {
     pub messages_abandoned: AtomicU64,
     /// Other requests (call updates), answered 200.
     pub other: AtomicU64,
+    /// `(To, Body)` of each message answered 201.
+    pub messages: Mutex<Vec<(String, String)>>,
 }
 
 /// The running fake.
@@ -41,6 +48,15 @@ pub struct TwilioFake {
 impl TwilioFake {
     /// Serves on a free port; the first `hold` messages are held, not answered.
     pub fn start(hold: u64) -> anyhow::Result<Self> {
+        Self::start_with(hold, None)
+    }
+
+    /// Serves on a free port, handing call updates to the call engine at `engine` (host:port).
+    pub fn with_call_engine(engine: &str) -> anyhow::Result<Self> {
+        Self::start_with(0, Some(engine.to_owned()))
+    }
+
+    fn start_with(hold: u64, engine: Option<String>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").context("binding the Twilio fake")?;
         let addr: SocketAddr = listener.local_addr()?;
         let counts = Arc::new(Counts::default());
@@ -48,8 +64,9 @@ impl TwilioFake {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let counts = Arc::clone(&shared);
+                let engine = engine.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &counts, hold);
+                    let _ = serve(stream, &counts, hold, engine.as_deref());
                 });
             }
         });
@@ -73,9 +90,23 @@ impl TwilioFake {
     pub fn abandoned(&self) -> u64 {
         self.counts.messages_abandoned.load(Ordering::SeqCst)
     }
+
+    /// `(To, Body)` of the messages answered 201 so far.
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.counts
+            .messages
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
 }
 
-fn serve(stream: TcpStream, counts: &Counts, hold: u64) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    counts: &Counts,
+    hold: u64,
+    engine: Option<&str>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     loop {
@@ -84,6 +115,8 @@ fn serve(stream: TcpStream, counts: &Counts, hold: u64) -> std::io::Result<()> {
             return Ok(());
         }
         let mut length = 0usize;
+        // Kept for a call update handed to the call engine (its Basic auth, its content type).
+        let mut headers = Vec::new();
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line)? == 0 {
@@ -93,6 +126,7 @@ fn serve(stream: TcpStream, counts: &Counts, hold: u64) -> std::io::Result<()> {
             if line.is_empty() {
                 break;
             }
+            headers.push(line.to_owned());
             if let Some((name, value)) = line.split_once(':')
                 && name.eq_ignore_ascii_case("content-length")
             {
@@ -103,6 +137,16 @@ fn serve(stream: TcpStream, counts: &Counts, hold: u64) -> std::io::Result<()> {
         reader.read_exact(&mut body)?;
         let is_message =
             request_line.starts_with("POST ") && request_line.contains("/Messages.json");
+        let is_call_update = request_line.starts_with("POST ") && request_line.contains("/Calls/");
+        if let (true, Some(engine)) = (is_call_update, engine) {
+            counts.other.fetch_add(1, Ordering::SeqCst);
+            let answer = to_call_engine(engine, &request_line, &headers, &body)
+                .unwrap_or_else(|_| no_such_call());
+            writer.write_all(&answer)?;
+            writer.flush()?;
+            // The engine's answer says `Connection: close`; so does this connection.
+            return Ok(());
+        }
         if is_message {
             let n = counts.messages_received.fetch_add(1, Ordering::SeqCst);
             if n < hold {
@@ -124,6 +168,10 @@ fn serve(stream: TcpStream, counts: &Counts, hold: u64) -> std::io::Result<()> {
             )?;
             writer.flush()?;
             counts.messages_sent.fetch_add(1, Ordering::SeqCst);
+            let field = |name: &str| form_field(&body, name).unwrap_or_default();
+            if let Ok(mut messages) = counts.messages.lock() {
+                messages.push((field("To"), field("Body")));
+            }
         } else {
             counts.other.fetch_add(1, Ordering::SeqCst);
             let json = "{\"sid\":\"CAdrill\",\"status\":\"completed\"}";
@@ -135,4 +183,78 @@ fn serve(stream: TcpStream, counts: &Counts, hold: u64) -> std::io::Result<()> {
             writer.flush()?;
         }
     }
+}
+
+/// Sends the request to the call engine as it came (but `Connection: close`) and returns the
+/// engine's whole answer.
+fn to_call_engine(
+    engine: &str,
+    request_line: &str,
+    headers: &[String],
+    body: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    let mut upstream = TcpStream::connect(engine)?;
+    upstream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = request_line.trim_end().to_owned() + "\r\n";
+    for header in headers
+        .iter()
+        .filter(|h| !h.to_ascii_lowercase().starts_with("connection:"))
+    {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(request.as_bytes())?;
+    upstream.write_all(body)?;
+    let mut answer = Vec::new();
+    upstream.read_to_end(&mut answer)?;
+    if answer.is_empty() {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(answer)
+}
+
+/// Twilio's answer for a call it does not have in progress (no call engine listening).
+fn no_such_call() -> Vec<u8> {
+    let json = "{\"code\":20404,\"message\":\"The requested resource was not found\",\
+                \"more_info\":\"https://www.twilio.com/docs/errors/20404\",\"status\":404}";
+    format!(
+        "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .into_bytes()
+}
+
+/// One field of an `application/x-www-form-urlencoded` body, decoded.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    body.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (percent_decode(key) == name).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -255,3 +255,109 @@ fn on_noisy_speech_it_is_not_worse_than_the_energy_vad() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_calls_decide_exactly_as_the_inline_detector() {
+    let Some(model) = model() else { return };
+    // Four calls at once, each on different speech: their windows share batches.
+    let names = ["01.ulaw", "02.ulaw", "03.ulaw", "04.ulaw"];
+    let audio: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| [silence(700), fixture(n), silence(1_000)].concat())
+        .collect();
+    let before = model.stats();
+    let calls: Vec<_> = audio
+        .iter()
+        .cloned()
+        .map(|audio| {
+            let mut vad = model
+                .detector(SileroConfig::with_hangover(hangover()))
+                .unwrap();
+            tokio::spawn(async move {
+                let mut found = Vec::new();
+                for (i, frame) in audio.chunks(160).enumerate() {
+                    let t = vad.push_batched(frame).await;
+                    if t != VadTransition::None {
+                        found.push((i, t));
+                    }
+                }
+                found
+            })
+        })
+        .collect();
+    let mut batched = Vec::new();
+    for call in calls {
+        batched.push(call.await.unwrap());
+    }
+    let after = model.stats();
+    for (audio, batched) in audio.iter().zip(&batched) {
+        let mut inline = model
+            .detector(SileroConfig::with_hangover(hangover()))
+            .unwrap();
+        assert_eq!(&transitions(&mut inline, audio), batched);
+        assert_eq!(batched.len(), 2, "{batched:?}");
+    }
+    // The leading and trailing silence never reached the network.
+    let gated = after.gated - before.gated;
+    assert!(gated >= 4 * (700 + 500) / 32, "only {gated} windows gated");
+    assert!(after.batches > before.batches);
+}
+
+#[test]
+fn a_short_word_a_pause_and_more_speech_stay_one_turn() {
+    let Some(model) = model() else { return };
+    // "Hi," (the first 360 ms of fixture 01, then its own 320 ms pause), 300 ms more silence,
+    // then the rest of the sentence: the pause after a greeting word that cut the demo's
+    // "Hi, what are your opening hours on Saturday?" into "Hi" and the rest.
+    let speech = fixture("01.ulaw");
+    let (hi, rest) = speech.split_at(18 * 160);
+    let audio = [
+        silence(500),
+        hi.to_vec(),
+        silence(300),
+        rest.to_vec(),
+        silence(1_500),
+    ]
+    .concat();
+    let agent = VadConfig {
+        stop_frames: 25,
+        ..VadConfig::default()
+    };
+    let mut vad = model.detector(SileroConfig::with_hangover(agent)).unwrap();
+    let found = transitions(&mut vad, &audio);
+    assert_eq!(found.len(), 2, "the turn was split: {found:?}");
+    // The same audio through the hangover without the short-turn rule: split after "Hi,".
+    let mut before = model
+        .detector(SileroConfig::with_hangover(VadConfig {
+            short_voiced_frames: 0,
+            ..agent
+        }))
+        .unwrap();
+    let split = transitions(&mut before, &audio);
+    assert_eq!(split.len(), 4, "{split:?}");
+    assert!(split[1].0 < 25 + 18 + 15 + 25 + 5, "{split:?}");
+}
+
+#[test]
+fn barge_in_length_speech_is_seen_within_a_window_of_its_minimum() {
+    let Some(model) = model() else { return };
+    // The agent interrupts itself after 10 voiced frames (200 ms): over silence, speech must
+    // get there within the start of the word plus one 32 ms window (and Silero's onset).
+    let speech = fixture("02.ulaw");
+    let onset = speech.chunks(160).position(|f| rms(f) > 400.0).unwrap();
+    let audio = [silence(1_000), speech].concat();
+    let mut vad = model
+        .detector(SileroConfig::with_hangover(hangover()))
+        .unwrap();
+    let reached = audio
+        .chunks(160)
+        .position(|f| {
+            vad.push(f);
+            vad.voiced_run() >= 10
+        })
+        .unwrap();
+    let frames_after_onset = reached - (1_000 / 20 + onset);
+    eprintln!("barge-in length reached {frames_after_onset} frames after the speech onset");
+    // 10 frames of speech, 2 frames (one window), and 2 frames for Silero's onset.
+    assert!(frames_after_onset <= 10 + 2 + 2, "{frames_after_onset}");
+}

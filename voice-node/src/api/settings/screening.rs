@@ -17,13 +17,13 @@ use crate::server::AppState;
 
 const LABELS: [&str; 4] = ["legit", "marketing", "spam", "unknown"];
 
-/// The node's default action for a label (no row).
+/// The node's default action for a label (no row): what the call flow does
+/// ([`crate::ai::flow::screening::default_action`]), so the dashboard shows what calls get.
 pub fn default_action(label: &str) -> &'static str {
-    match label {
-        "legit" => "transfer",
-        "spam" => "end_call",
-        _ => "take_message",
-    }
+    let label = label
+        .parse()
+        .unwrap_or(shared::domain::ScreeningLabel::Unknown);
+    crate::ai::flow::screening::default_action(label).as_str()
 }
 
 /// `ScreeningPolicy` of API.md.

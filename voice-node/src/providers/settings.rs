@@ -25,6 +25,9 @@ use super::tts_openai::OpenAiTts;
 use super::{ProviderError, RetryPolicy};
 use crate::api::seal::SealKey;
 
+/// How long a call start waits for the tenant's provider settings before using the node's.
+const TENANT_LOOKUP_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// One kind's configured provider, before it is built.
 #[derive(Clone, Default)]
 pub struct ProviderChoice {
@@ -358,13 +361,19 @@ impl ProviderSource {
         db: &PgPool,
         tenant: Uuid,
     ) -> Result<Vec<(String, ProviderChoice)>, sqlx::Error> {
-        let rows: Vec<ProviderRow> = sqlx::query_as(
-            "SELECT kind, provider, base_url, model, settings, api_key_encrypted
+        // Bounded: every call start reads this, and during a database outage the call must
+        // start on the node's defaults rather than wait out the pool's acquire timeout.
+        let rows: Vec<ProviderRow> = tokio::time::timeout(
+            TENANT_LOOKUP_LIMIT,
+            sqlx::query_as(
+                "SELECT kind, provider, base_url, model, settings, api_key_encrypted
                    FROM tenant_provider_settings WHERE tenant_id = $1",
+            )
+            .bind(tenant)
+            .fetch_all(db),
         )
-        .bind(tenant)
-        .fetch_all(db)
-        .await?;
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
         Ok(rows
             .into_iter()
             .map(|row| {

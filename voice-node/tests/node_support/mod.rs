@@ -361,10 +361,13 @@ impl TwilioCall {
     }
 
     /// Plays the caller's part of a turn in real time: `loud_frames` of speech, then enough
-    /// silence for the VAD to end the utterance.
+    /// silence for the VAD to end the utterance, short turns included (they need the longer
+    /// stop hangover). Twilio would go on sending silence; this caller stops and waits.
     pub async fn speak(&mut self, loud_frames: usize) {
+        let vad = voice_node::agent::vad::VadConfig::default();
+        let silence = vad.stop_frames.max(vad.short_stop_frames) as usize + 5;
         let mut tick = tokio::time::interval(Duration::from_millis(20));
-        for i in 0..loud_frames + 35 {
+        for i in 0..loud_frames + silence {
             tick.tick().await;
             self.media(if i < loud_frames { 0x90 } else { 0xFF }).await;
         }

@@ -24,6 +24,7 @@
 mod ai_support;
 #[path = "../tests/provider_fakes/mod.rs"]
 mod provider_fakes;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use provider_fakes::{Dg, FakeDeepgram, FakeHttp, Reply, chunk};
 use serde_json::json;
 use shared::domain::CallMode;
+use support::{env_or, load_average, percentile, process_cpu_seconds};
 use tokio::time::Instant;
 use voice_node::agent::greeting_recorder::PromptVoice;
 use voice_node::agent::{
@@ -42,13 +44,6 @@ use voice_node::ai::pool::InferencePool;
 use voice_node::media::AudioChunk;
 use voice_node::metrics::Metrics;
 use voice_node::providers::ProviderSource;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Starts the three fake providers on their own runtime (so their work is not billed to the
 /// node's), returning their base URLs.
@@ -210,36 +205,6 @@ async fn run_call(
     }
     let _ = agent.deliver(AgentEvent::Ended(voice_node::agent::EndReason::Stopped));
     latencies
-}
-
-/// The 1-minute load average (the machine is shared: figures are only comparable at similar
-/// load).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
-}
-
-/// User + system CPU time of this process so far (Linux), in seconds.
-fn process_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // `rest` starts at field 3 (state); clock ticks are 100 per second on Linux.
-    (ticks(14 - 3) + ticks(15 - 3)) / 100.0
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn main() {

@@ -343,3 +343,63 @@ async fn the_screening_verdict_is_stored_once_per_call(pool: PgPool) {
         ("spam", "end_call", "prize scam")
     );
 }
+
+/// The fixture cut after its last loud frame (its trailing quiet would lengthen the pause).
+fn fixture_speech(name: &str) -> Vec<u8> {
+    let u = voice_node::simulate::caller_audio::Utterance::from_mulaw(name, fixture(name));
+    u.audio[..(u.last_speech_frame + 1) * 160].to_vec()
+}
+
+/// A turn that ends normally is answered from the transcript started at its tentative end of
+/// turn (before the stop hangover ran out), not from a second transcription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_transcript_answers_a_turn_that_really_ended() {
+    let factory = factory(None);
+    let mut agent = started(&factory, call(CallMode::Screening, "not-a-uuid")).await;
+    speak_paced(&agent, &fixture_speech("03.ulaw"), 900, true).await;
+    let seen = actions_until(&mut agent, |a| matches!(a, AgentAction::Hangup(_))).await;
+    let heard = seen
+        .iter()
+        .find_map(|a| match a {
+            AgentAction::Turn(t) if t.speaker == Speaker::Caller => Some(t.text.to_lowercase()),
+            _ => None,
+        })
+        .expect("caller turn");
+    assert!(heard.contains("press one"), "{heard}");
+    // (A comma's pause may start and discard one before: only the last one counts.)
+    let stats = factory.eager_stt_stats();
+    assert_eq!(stats.used, 1, "{stats:?}");
+    assert_eq!(stats.started, stats.used + stats.discarded, "{stats:?}");
+}
+
+/// A pause past the eager point but inside the stop hangover: the transcript started at the
+/// pause misses what follows, so it is thrown away and the turn holds both parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_transcript_is_discarded_when_the_caller_goes_on() {
+    let factory = factory(None);
+    let mut agent = started(&factory, call(CallMode::Screening, "not-a-uuid")).await;
+    // "Hi, this is Dana from Acme Dental …", 280 ms of silence, "… I need a refund."
+    let mut audio = fixture_speech("01.ulaw");
+    audio.extend(vec![0xFFu8; 14 * 160]);
+    audio.extend(fixture_speech("06.ulaw"));
+    speak_paced(&agent, &audio, 900, true).await;
+    let seen = actions_until(&mut agent, |a| matches!(a, AgentAction::Screening(_))).await;
+    let turns: Vec<String> = seen
+        .iter()
+        .filter_map(|a| match a {
+            AgentAction::Turn(t) if t.speaker == Speaker::Caller => Some(t.text.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(turns.len(), 1, "{turns:?}");
+    assert!(
+        turns[0].contains("dana") && turns[0].contains("refund"),
+        "{turns:?}"
+    );
+    let stats = factory.eager_stt_stats();
+    assert!(stats.discarded >= 1, "{stats:?}");
+    assert_eq!(stats.used, 1, "{stats:?}");
+    agent
+        .deliver(AgentEvent::Ended(EndReason::Stopped))
+        .unwrap();
+}

@@ -6,6 +6,9 @@
 //! knowledge-base answer) → espeak-ng speaks it clause by clause with Piper (espeak-ng when
 //! Piper is not installed; the first clause goes out while the rest is synthesized).
 //! Caller speech of at least `barge_in_frames` over the agent's own speech interrupts it.
+//! Whisper starts at a tentative end of turn (200 ms of silence) while the stop hangover runs;
+//! its transcript is used only if the turn then ends with no more speech, so the caller hears
+//! the reply sooner without being answered in a pause.
 //! Every turn carries its timings (end of caller speech, STT final, reply text ready, first TTS
 //! audio; the session adds the first frame sent).
 //!
@@ -14,6 +17,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant as StdInstant;
 
 use shared::domain::{CallMode, CallOutcome, ScreeningLabel};
@@ -60,6 +64,12 @@ pub struct AiAgentConfig {
     /// How replies are voiced: `Espeak` means the Piper voice when it is installed, espeak-ng
     /// otherwise; `Tone` is for tests that must not depend on a synthesizer.
     pub voice: PromptVoice,
+    /// Unvoiced frames after which the offline transcription starts, before the stop hangover
+    /// has ended the turn (0: never). Waiting out the whole hangover before Whisper starts
+    /// spent most of the 1.2 s voice-to-voice budget; started at a tentative end of turn, the
+    /// transcript is ready when the turn really ends, and is thrown away if the caller goes
+    /// on. Only the reply waits for the real end of turn, so a pause never gets answered.
+    pub eager_stt_frames: u32,
 }
 
 impl Default for AiAgentConfig {
@@ -76,8 +86,23 @@ impl Default for AiAgentConfig {
             // transcript of a short turn would wait for.
             partial_every_ms: 5_000,
             voice: PromptVoice::Espeak,
+            // 200 ms: the trailing audio kept for Whisper (see `on_audio`) is all there by
+            // then, so the eager cut is the cut the real end of turn makes.
+            eager_stt_frames: 10,
         }
     }
+}
+
+/// A transcription started at a tentative end of turn ([`AiAgentConfig::eager_stt_frames`]).
+#[derive(Debug)]
+struct EagerStt {
+    /// `voiced_len` when it started: if it changed, the caller spoke again and the transcript
+    /// misses their words.
+    voiced_len: usize,
+    /// Bytes of the utterance it transcribes: the real cut must be exactly these.
+    covered: usize,
+    /// The transcription, on the inference pool.
+    task: tokio::task::JoinHandle<Option<String>>,
 }
 
 /// What every AI call of the node shares.
@@ -91,6 +116,34 @@ struct Shared {
     db: Option<PgPool>,
     /// Tuning.
     config: AiAgentConfig,
+    /// The knowledge base of every call when the node has no database (benches, tests): the
+    /// tenant's own rows replace it whenever a database is configured.
+    fixed_kb: Option<KnowledgeBase>,
+    /// How eager transcription went over all calls (benches and tests read it).
+    eager: EagerCounters,
+}
+
+/// Counters behind [`EagerSttStats`].
+#[derive(Debug, Default)]
+struct EagerCounters {
+    /// Transcriptions started at a tentative end of turn.
+    started: AtomicU64,
+    /// Of those, used for the turn.
+    used: AtomicU64,
+    /// Of those, thrown away because the caller went on.
+    discarded: AtomicU64,
+}
+
+/// How eager transcription ([`AiAgentConfig::eager_stt_frames`]) went over a factory's calls:
+/// the bench reports how often the early start paid off, tests check it happened.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EagerSttStats {
+    /// Transcriptions started at a tentative end of turn.
+    pub started: u64,
+    /// Of those, used as the turn's transcript.
+    pub used: u64,
+    /// Of those, thrown away because the caller spoke again.
+    pub discarded: u64,
 }
 
 /// Starts an [`AiAgent`] for every call.
@@ -116,8 +169,33 @@ impl AiAgentFactory {
                 pool,
                 db,
                 config,
+                fixed_kb: None,
+                eager: EagerCounters::default(),
             }),
             providers: Arc::new(ProviderSource::offline()),
+        }
+    }
+
+    /// Calls without a database answer from `kb` (a bench or test has no tenant rows to load).
+    pub fn with_knowledge_base(mut self, kb: KnowledgeBase) -> Self {
+        self.shared = Arc::new(Shared {
+            models: Arc::clone(&self.shared.models),
+            pool: self.shared.pool.clone(),
+            db: self.shared.db.clone(),
+            config: self.shared.config,
+            fixed_kb: Some(kb),
+            eager: EagerCounters::default(),
+        });
+        self
+    }
+
+    /// Eager transcriptions over this factory's calls so far.
+    pub fn eager_stt_stats(&self) -> EagerSttStats {
+        let c = &self.shared.eager;
+        EagerSttStats {
+            started: c.started.load(Ordering::Relaxed),
+            used: c.used.load(Ordering::Relaxed),
+            discarded: c.discarded.load(Ordering::Relaxed),
         }
     }
 
@@ -218,6 +296,10 @@ pub struct AiAgent {
     speech_started_ms: u32,
     /// Call-clock ms of the end of the last voiced frame.
     last_voiced_end_ms: u32,
+    /// Unvoiced frames in a row inside the current utterance (toward `eager_stt_frames`).
+    silent_frames: u32,
+    /// The transcript started at the tentative end of the current utterance, if any.
+    eager: Option<EagerStt>,
     /// Utterances said and not yet played out.
     talking: HashSet<UtteranceId>,
     /// Barge-in already signalled for the current talk.
@@ -253,6 +335,8 @@ impl AiAgent {
             partial_at: 0,
             speech_started_ms: 0,
             last_voiced_end_ms: 0,
+            silent_frames: 0,
+            eager: None,
             talking: HashSet::new(),
             barged_in: false,
             outcome: None,
@@ -464,42 +548,97 @@ impl AiAgent {
         if let Some(text) = self.cloud.transcribe(&mulaw).await {
             return Some(text);
         }
-        let models = Arc::clone(&self.shared.models);
-        let t0 = StdInstant::now();
-        let seconds = mulaw.len() as f32 / 8000.0;
-        let result = self
-            .shared
-            .pool
-            .run(move || {
-                let samples = super::audio::phone_to_whisper(&mulaw);
-                models.transcriber.transcribe(&samples)
-            })
-            .await;
-        match result {
-            Ok(Ok(text)) => {
-                tracing::debug!(
-                    call_sid = %self.call_sid,
-                    audio_s = seconds,
-                    ms = t0.elapsed().as_millis() as u64,
-                    "transcribed"
-                );
-                Some(text)
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(call_sid = %self.call_sid, error = %err, "speech recognition failed");
-                None
-            }
-            Err(err) => {
-                tracing::warn!(call_sid = %self.call_sid, error = %err, "speech recognition job failed");
-                None
-            }
-        }
+        transcribe_offline(Arc::clone(&self.shared), self.call_sid.clone(), mulaw).await
     }
 
-    /// The caller finished an utterance: transcribe, record, answer.
-    async fn on_utterance(&mut self, mulaw: Vec<u8>, out: &AgentOutput) {
+    /// Starts transcribing the utterance so far (as the end of turn would cut it) while the
+    /// stop hangover runs: see [`AiAgentConfig::eager_stt_frames`]. Offline STT only: a cloud
+    /// STT streams, and a second request per turn would be billed.
+    fn start_eager_stt(&mut self) {
+        if self.cloud.has_stt() {
+            return;
+        }
+        let covered = (self.voiced_len + 10 * FRAME).min(self.utterance.len());
+        let audio = self.utterance[..covered].to_vec();
+        let task = tokio::spawn(transcribe_offline(
+            Arc::clone(&self.shared),
+            self.call_sid.clone(),
+            audio,
+        ));
+        self.shared.eager.started.fetch_add(1, Ordering::Relaxed);
+        self.eager = Some(EagerStt {
+            voiced_len: self.voiced_len,
+            covered,
+            task,
+        });
+    }
+
+    /// Drops the eager transcript (the caller went on, or a new utterance started).
+    fn discard_eager_stt(&mut self) {
+        if let Some(eager) = self.eager.take() {
+            // The pool job itself finishes; only its result is thrown away.
+            eager.task.abort();
+            self.shared.eager.discarded.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(call_sid = %self.call_sid, "caller went on: eager transcript discarded");
+        }
+    }
+}
+
+/// Transcribes 8 kHz mu-law with Whisper on the inference pool; `None` (logged) on failure.
+/// A free function so an eager transcription can run in its own task.
+async fn transcribe_offline(
+    shared: Arc<Shared>,
+    call_sid: String,
+    mulaw: Vec<u8>,
+) -> Option<String> {
+    let models = Arc::clone(&shared.models);
+    let t0 = StdInstant::now();
+    let seconds = mulaw.len() as f32 / 8000.0;
+    let result = shared
+        .pool
+        .run(move || {
+            let samples = super::audio::phone_to_whisper(&mulaw);
+            models.transcriber.transcribe(&samples)
+        })
+        .await;
+    match result {
+        Ok(Ok(text)) => {
+            tracing::debug!(
+                call_sid = %call_sid,
+                audio_s = seconds,
+                ms = t0.elapsed().as_millis() as u64,
+                "transcribed"
+            );
+            Some(text)
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(call_sid = %call_sid, error = %err, "speech recognition failed");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(call_sid = %call_sid, error = %err, "speech recognition job failed");
+            None
+        }
+    }
+}
+
+impl AiAgent {
+    /// The caller finished an utterance: transcribe (or take the eager transcript of exactly
+    /// this audio), record, answer.
+    async fn on_utterance(&mut self, mulaw: Vec<u8>, eager: Option<EagerStt>, out: &AgentOutput) {
         let speech_end_ms = self.last_voiced_end_ms;
-        let Some(text) = self.transcribe(mulaw).await else {
+        let eager_text = match eager {
+            Some(eager) => {
+                self.shared.eager.used.fetch_add(1, Ordering::Relaxed);
+                eager.task.await.ok()
+            }
+            None => None,
+        };
+        let text = match eager_text {
+            Some(text) => text,
+            None => self.transcribe(mulaw).await,
+        };
+        let Some(text) = text else {
             return;
         };
         let stt_final_ms = self.clock.now_ms();
@@ -679,7 +818,7 @@ impl AiAgent {
                         KnowledgeBase::default()
                     })
                 }
-                _ => KnowledgeBase::default(),
+                _ => self.shared.fixed_kb.clone().unwrap_or_default(),
             };
             self.kb = Some(loaded);
         }
@@ -733,6 +872,8 @@ impl AiAgent {
                 self.utterance.extend_from_slice(frame);
                 self.voiced_len = self.utterance.len();
                 self.partial_at = 0;
+                self.silent_frames = 0;
+                self.discard_eager_stt();
             }
             VadTransition::SpeechEnded => {
                 self.utterance.extend_from_slice(frame);
@@ -741,12 +882,32 @@ impl AiAgent {
                 let keep = (self.voiced_len + 10 * FRAME).min(self.utterance.len());
                 self.utterance.truncate(keep);
                 let utterance = std::mem::take(&mut self.utterance);
-                self.on_utterance(utterance, out).await;
+                // The eager transcript stands only for exactly this audio.
+                let (voiced_len, cut) = (self.voiced_len, utterance.len());
+                let eager = if self
+                    .eager
+                    .as_ref()
+                    .is_some_and(|e| e.voiced_len == voiced_len && e.covered == cut)
+                {
+                    self.eager.take()
+                } else {
+                    self.discard_eager_stt();
+                    None
+                };
+                self.on_utterance(utterance, eager, out).await;
             }
             VadTransition::None if self.vad.is_speaking() => {
                 self.utterance.extend_from_slice(frame);
                 if voiced {
                     self.voiced_len = self.utterance.len();
+                    self.silent_frames = 0;
+                    self.discard_eager_stt();
+                } else {
+                    self.silent_frames += 1;
+                    let eager_at = self.shared.config.eager_stt_frames;
+                    if eager_at > 0 && self.silent_frames == eager_at && self.eager.is_none() {
+                        self.start_eager_stt();
+                    }
                 }
                 let every = self.shared.config.partial_every_ms as usize * 8;
                 if self.utterance.len() - self.partial_at >= every {

@@ -96,7 +96,7 @@ const SCENARIOS: &[Scenario] = &[
         // FAQ answer → asks for the front desk → transfer, nobody answers → back to the AI for
         // the lead: name, callback number, reason, urgency, read back → wrap-up.
         says: &[
-            "Hi, what are your opening hours on Saturday?",
+            "What are your opening hours on Saturday?",
             "Thanks. Can I speak to someone at the front desk?",
             "My name is Sam Patel.",
             "Yes, that's the best number.",

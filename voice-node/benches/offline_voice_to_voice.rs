@@ -36,22 +36,22 @@
 mod ai_support;
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use shared::domain::CallMode;
-use support::{cpu_model, env_or, load_average, percentile};
+use support::{
+    cpu_model, env_or, full_run, init_logging, load_average, percentile, runtime, sorted,
+    start_call,
+};
 use tokio::time::Instant;
 use voice_node::agent::{
-    AgentAction, AgentEvent, AgentFactory, AgentHandle, CallClock, CallStarted, DeliveryError,
-    EndReason, InboundAudio, SpeechAudio,
+    AgentAction, AgentEvent, DeliveryError, EndReason, InboundAudio, SpeechAudio,
 };
 use voice_node::ai::agent::{AiAgentConfig, AiAgentFactory};
 use voice_node::ai::kb::KnowledgeBase;
 use voice_node::ai::pool::InferencePool;
 use voice_node::media::AudioChunk;
-use voice_node::metrics::Metrics;
 use voice_node::simulate::caller_audio::{NoiseFloor, Utterance};
 
 /// Line noise between the agent's answer and the caller's next sentence (600 ms: a caller
@@ -129,16 +129,7 @@ async fn run_call(
     n: usize,
     stop_ms: u32,
 ) -> CallResult {
-    let call = CallStarted {
-        call_sid: format!("CA{n:032}"),
-        stream_sid: format!("MZ{n:032}"),
-        tenant_id: "bench".into(),
-        mode,
-        custom_parameters: BTreeMap::new(),
-        clock: CallClock::starting_at(Instant::now()),
-    };
-    let mut agent: AgentHandle = factory.start(&call, Arc::new(Metrics::new()));
-    let _ = agent.deliver(AgentEvent::Started(call.clone()));
+    let (call, mut agent) = start_call(factory, n, mode);
     let mut noise = NoiseFloor::new(n as u64 + 7);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut phase = Phase::Greeting;
@@ -264,22 +255,12 @@ fn call_plan(fixtures: &[Arc<Utterance>], c: usize) -> (CallMode, Vec<Arc<Uttera
 }
 
 fn main() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .init();
-    }
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this without it: then a
-    // smoke run (one call, two turns) proves the bench still works without spending CI's time.
-    let full = std::env::args().any(|arg| arg == "--bench");
+    init_logging();
+    // Without `--bench`: a smoke run of one call, two turns (see `support::full_run`).
+    let full = full_run();
     let calls = env_or("CALLS", 1).max(1);
     let turns = env_or("TURNS", if full { 36 } else { 2 });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    runtime().block_on(async move {
         let models = ai_support::models();
         let config = AiAgentConfig::default();
         let stop_ms = config.vad.stop_frames * 20;
@@ -349,11 +330,7 @@ fn main() {
             all.early
         );
         let elapsed = started.elapsed().as_secs_f64();
-        let sorted = |f: &dyn Fn(&TurnMs) -> f64| {
-            let mut v: Vec<f64> = all.turns.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v
-        };
+        let sorted = |stage: &dyn Fn(&TurnMs) -> f64| sorted(&all.turns, stage);
         let total = sorted(&|t| t.total);
         println!(
             "offline_voice_to_voice: {calls} concurrent call(s), {} turns, {elapsed:.1} s; load average {load0} → {}; {} × {} cores; {}",

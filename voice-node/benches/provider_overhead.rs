@@ -33,16 +33,16 @@ use std::time::Duration;
 use provider_fakes::{Dg, FakeDeepgram, FakeHttp, Reply, chunk};
 use serde_json::json;
 use shared::domain::CallMode;
-use support::{env_or, load_average, percentile, process_cpu_seconds};
+use support::{
+    env_or, full_run, init_logging, load_average, percentile, process_cpu_seconds, runtime, sorted,
+    start_call,
+};
 use tokio::time::Instant;
 use voice_node::agent::greeting_recorder::PromptVoice;
-use voice_node::agent::{
-    AgentAction, AgentEvent, AgentFactory, AgentHandle, CallClock, CallStarted, InboundAudio,
-};
+use voice_node::agent::{AgentAction, AgentEvent, InboundAudio};
 use voice_node::ai::agent::{AiAgentConfig, AiAgentFactory};
 use voice_node::ai::pool::InferencePool;
 use voice_node::media::AudioChunk;
-use voice_node::metrics::Metrics;
 use voice_node::providers::ProviderSource;
 
 /// Starts the three fake providers on their own runtime (so their work is not billed to the
@@ -124,16 +124,7 @@ async fn run_call(
     turns: usize,
     stop_frames: usize,
 ) -> Vec<TurnMs> {
-    let call = CallStarted {
-        call_sid: format!("CA{n:032}"),
-        stream_sid: format!("MZ{n:032}"),
-        tenant_id: "bench".into(),
-        mode: CallMode::Receptionist,
-        custom_parameters: BTreeMap::new(),
-        clock: CallClock::starting_at(Instant::now()),
-    };
-    let mut agent: AgentHandle = factory.start(&call, Arc::new(Metrics::new()));
-    let _ = agent.deliver(AgentEvent::Started(call.clone()));
+    let (call, mut agent) = start_call(factory.as_ref(), n, CallMode::Receptionist);
     let speech_frames = speech.len().div_ceil(160);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut t = 0;
@@ -208,27 +199,15 @@ async fn run_call(
 }
 
 fn main() {
-    // `RUST_LOG=voice_node=debug` shows the node's logs (provider failures, VAD fallbacks).
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .init();
-    }
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` (CI) runs this binary without
-    // it. Then it is a smoke run of a few calls that proves the bench still works without
-    // spending CI's minutes (the full run takes 35 s quiet and 15 min in a debug build on a
-    // busy machine).
-    let full = std::env::args().any(|arg| arg == "--bench");
+    init_logging();
+    // Without `--bench`: a smoke run of a few calls (see `support::full_run`; the full run
+    // takes 35 s quiet and 15 min in a debug build on a busy machine).
+    let full = full_run();
     let calls = env_or("CALLS", if full { 200 } else { 4 });
     let turns = env_or("TURNS", if full { 4 } else { 2 });
     let latency = Duration::from_millis(env_or("LATENCY_MS", 200) as u64);
     let (deepgram, llm, tts) = start_fakes(latency);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    runtime().block_on(async move {
         let vars: BTreeMap<&str, String> = [
             ("CALLGATE_STT_PROVIDER", "deepgram".to_owned()),
             ("CALLGATE_STT_BASE_URL", deepgram),
@@ -285,11 +264,7 @@ fn main() {
         let elapsed = started.elapsed().as_secs_f64();
         let cpu_s = process_cpu_seconds() - cpu0;
         let fixed = latency.as_secs_f64() * 1000.0;
-        let sorted = |f: &dyn Fn(&TurnMs) -> f64| {
-            let mut v: Vec<f64> = turn_ms.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v
-        };
+        let sorted = |stage: &dyn Fn(&TurnMs) -> f64| sorted(&turn_ms, stage);
         let total = sorted(&|t| t.total);
         let added = sorted(&|t| t.total - 3.0 * fixed);
         println!(

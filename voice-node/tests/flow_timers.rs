@@ -40,10 +40,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use node_support::{AUTH_TOKEN, SECRET, TestNode, signed, tenant_with_number};
+use node_support::{AUTH_TOKEN, SECRET, TestNode, tenant_with_number};
 use shared::domain::CallMode;
-use shared::form::Form;
-use shared::forwarded::{EventKind, ForwardedEvent};
 use sqlx::PgPool;
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
@@ -271,27 +269,9 @@ impl Timers {
     async fn text(&mut self, from: &str, body: &str) {
         self.next_sms += 1;
         let sid = format!("SMtimer{:04}", self.next_sms);
-        let event = ForwardedEvent::new(
-            EventKind::Sms,
-            format!("tok-{sid}"),
-            u64::try_from(self.clock.now().timestamp()).unwrap(),
-            &Form::from_pairs([
-                ("MessageSid", sid.as_str()),
-                ("AccountSid", twilio_fake::ACCOUNT_SID),
-                ("From", from),
-                ("To", NUMBER),
-                ("Body", body),
-            ]),
-        );
-        let body = event.to_json();
-        let mut request = reqwest::Client::new()
-            .post(self.node.url("/internal/events"))
-            .header("content-type", "application/json")
-            .body(body.clone());
-        for (name, value) in signed(body.as_bytes()) {
-            request = request.header(name, value);
-        }
-        assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
+        let received_at = u64::try_from(self.clock.now().timestamp()).unwrap();
+        let event = twilio_fake::inbound_sms(&sid, from, NUMBER, body, received_at);
+        assert_eq!(self.node.post_event(&event).await, 200);
     }
 
     /// `(virtual second, body)` of every SMS the fake accepted for `to`.

@@ -16,15 +16,7 @@ use voice_node::store::Write;
 use voice_node::store::writes::{self, CallEndedRow, CallStartedRow, TurnRow};
 
 async fn post_event(node: &TestNode, event: &ForwardedEvent) -> (u16, serde_json::Value) {
-    let body = event.to_json();
-    let mut request = reqwest::Client::new()
-        .post(node.url("/internal/events"))
-        .header("content-type", "application/json")
-        .body(body.clone());
-    for (name, value) in signed(body.as_bytes()) {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
+    let response = node.send_event(event).await;
     let status = response.status().as_u16();
     (
         status,

@@ -204,16 +204,8 @@ async fn a_completed_receptionist_call_schedules_one_summary_30_s_later(pool: Pg
                 ("CallDuration", "42"),
             ]),
         );
-        let body = event.to_json();
         for _ in 0..2 {
-            let mut request = reqwest::Client::new()
-                .post(node.url("/internal/events"))
-                .header("content-type", "application/json")
-                .body(body.clone());
-            for (name, value) in node_support::signed(body.as_bytes()) {
-                request = request.header(name, value);
-            }
-            assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
+            assert_eq!(node.post_event(&event).await, 200);
         }
     }
     let jobs: Vec<(String, f64)> = sqlx::query_as(

@@ -17,18 +17,6 @@ use twilio_fake::TwilioFake;
 const CALLER: &str = "+14155550123";
 const NUMBER: &str = "+14155550100";
 
-async fn post_event(node: &TestNode, event: &ForwardedEvent) -> u16 {
-    let body = event.to_json();
-    let mut request = reqwest::Client::new()
-        .post(node.url("/internal/events"))
-        .header("content-type", "application/json")
-        .body(body.clone());
-    for (name, value) in signed(body.as_bytes()) {
-        request = request.header(name, value);
-    }
-    request.send().await.unwrap().status().as_u16()
-}
-
 fn dial_result(call_sid: &str, status: &str, key: &str) -> ForwardedEvent {
     ForwardedEvent::new(
         EventKind::DialResult,
@@ -71,7 +59,7 @@ async fn missed_call_texts_the_caller_back_once_within_seconds(pool: PgPool) {
     // Twilio retries the callback; the edge may offer it twice.
     let missed = dial_result("CA_missed", "no-answer", "tok-dial-1");
     for _ in 0..3 {
-        assert_eq!(post_event(&node, &missed).await, 200);
+        assert_eq!(node.post_event(&missed).await, 200);
     }
     let posted = tokio::time::Instant::now();
     while fake.sms_to(CALLER).await.is_empty() {
@@ -93,7 +81,7 @@ async fn missed_call_texts_the_caller_back_once_within_seconds(pool: PgPool) {
 
     // An answered dial texts nobody.
     let answered = dial_result("CA_answered", "completed", "tok-dial-2");
-    assert_eq!(post_event(&node, &answered).await, 200);
+    assert_eq!(node.post_event(&answered).await, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     workers.stop(Duration::from_secs(2)).await;
     assert_eq!(fake.requests().await.len(), 1);

@@ -12,8 +12,6 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use node_support::*;
 use shared::domain::CallMode;
-use shared::form::Form;
-use shared::forwarded::{EventKind, ForwardedEvent};
 use sqlx::PgPool;
 use twilio_fake::TwilioFake;
 use uuid::Uuid;
@@ -63,29 +61,11 @@ impl Harness {
     async fn text(&mut self, from: &str, body: &str) {
         self.next += 1;
         let sid = format!("SMin{:04}", self.next);
-        let event = ForwardedEvent::new(
-            EventKind::Sms,
-            format!("tok-{sid}"),
-            u64::try_from(self.clock.now().timestamp()).unwrap(),
-            &Form::from_pairs([
-                ("MessageSid", sid.as_str()),
-                ("AccountSid", twilio_fake::ACCOUNT_SID),
-                ("From", from),
-                ("To", NUMBER),
-                ("Body", body),
-            ]),
-        );
-        let body = event.to_json();
+        let received_at = u64::try_from(self.clock.now().timestamp()).unwrap();
+        let event = twilio_fake::inbound_sms(&sid, from, NUMBER, body, received_at);
         for _ in 0..2 {
             // Delivered twice, applied once.
-            let mut request = reqwest::Client::new()
-                .post(self.node.url("/internal/events"))
-                .header("content-type", "application/json")
-                .body(body.clone());
-            for (name, value) in signed(body.as_bytes()) {
-                request = request.header(name, value);
-            }
-            assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
+            assert_eq!(self.node.post_event(&event).await, 200);
         }
     }
 

@@ -40,6 +40,14 @@ impl Default for VadConfig {
     }
 }
 
+impl VadConfig {
+    /// The longest silence that can end an utterance: the stop hangover of a short one. What a
+    /// caller must stay quiet for to be sure their turn ended.
+    pub fn longest_stop_frames(&self) -> u32 {
+        self.stop_frames.max(self.short_stop_frames)
+    }
+}
+
 /// What a frame changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VadTransition {
@@ -47,7 +55,8 @@ pub enum VadTransition {
     None,
     /// Speech started; it began `start_frames` frames ago.
     SpeechStarted,
-    /// Speech ended; the last voiced frame was `stop_frames` frames ago.
+    /// Speech ended; the last voiced frame was `stop_frames` frames ago (`short_stop_frames`
+    /// after a short utterance).
     SpeechEnded,
 }
 
@@ -101,6 +110,12 @@ impl Hangover {
         self.voiced_run
     }
 
+    /// Unvoiced frames in a row ending at the latest frame (inside speech: how far the stop
+    /// hangover has run).
+    pub fn silent_run(&self) -> u32 {
+        self.silent_run
+    }
+
     /// Takes one frame's decision.
     pub fn push(&mut self, voiced: bool) -> VadTransition {
         if voiced {
@@ -128,7 +143,7 @@ impl Hangover {
     /// Unvoiced frames that end the current utterance: more after a short one.
     fn stop_frames(&self) -> u32 {
         if self.utterance_voiced < self.config.short_voiced_frames {
-            self.config.stop_frames.max(self.config.short_stop_frames)
+            self.config.longest_stop_frames()
         } else {
             self.config.stop_frames
         }
@@ -161,6 +176,11 @@ impl EnergyVad {
     /// Voiced frames in a row ending at the latest frame (for barge-in: "≥ 200 ms of speech").
     pub fn voiced_run(&self) -> u32 {
         self.hangover.voiced_run()
+    }
+
+    /// Its start/stop state.
+    pub fn hangover(&self) -> &Hangover {
+        &self.hangover
     }
 
     /// Feeds one frame of mu-law audio.

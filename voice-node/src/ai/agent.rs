@@ -44,6 +44,7 @@ use crate::agent::{
 };
 use crate::metrics::Metrics;
 use crate::providers::ProviderSource;
+use crate::providers::TenantProviders;
 use crate::providers::call::{CallCloud, LlmTurn};
 use crate::providers::realtime_openai::RealtimeAgentFactory;
 
@@ -94,11 +95,9 @@ impl Default for AiAgentConfig {
 }
 
 /// A transcription started at a tentative end of turn ([`AiAgentConfig::eager_stt_frames`]).
+/// A voiced frame discards it (the transcript would miss the caller's new words).
 #[derive(Debug)]
 struct EagerStt {
-    /// `voiced_len` when it started: if it changed, the caller spoke again and the transcript
-    /// misses their words.
-    voiced_len: usize,
     /// Bytes of the utterance it transcribes: the real cut must be exactly these.
     covered: usize,
     /// The transcription, on the inference pool.
@@ -209,17 +208,24 @@ impl AiAgentFactory {
 
 impl AiAgentFactory {
     /// One call's agent, not started yet: [`AgentFactory::start`] spawns it; the Realtime agent
-    /// runs it inline as its fallback.
-    pub fn agent(&self, call: &CallStarted, metrics: Arc<Metrics>) -> AiAgent {
+    /// runs it inline as its fallback, handing over the tenant's provider rows it already read
+    /// (`tenant`; `None`: the agent reads them at `Started`).
+    pub fn agent(
+        &self,
+        call: &CallStarted,
+        metrics: Arc<Metrics>,
+        tenant: Option<TenantProviders>,
+    ) -> AiAgent {
         let mut agent = AiAgent::new(Arc::clone(&self.shared), call);
-        agent.cloud = CallCloud::new(Arc::clone(&self.providers), metrics, &call.call_sid);
+        agent.cloud = CallCloud::new(Arc::clone(&self.providers), metrics, &call.call_sid)
+            .with_tenant_providers(tenant);
         agent
     }
 }
 
 impl AgentFactory for AiAgentFactory {
     fn start(&self, call: &CallStarted, metrics: Arc<Metrics>) -> AgentHandle {
-        AgentHandle::spawn(self.agent(call, Arc::clone(&metrics)), metrics)
+        AgentHandle::spawn(self.agent(call, Arc::clone(&metrics), None), metrics)
     }
 }
 
@@ -296,8 +302,6 @@ pub struct AiAgent {
     speech_started_ms: u32,
     /// Call-clock ms of the end of the last voiced frame.
     last_voiced_end_ms: u32,
-    /// Unvoiced frames in a row inside the current utterance (toward `eager_stt_frames`).
-    silent_frames: u32,
     /// The transcript started at the tentative end of the current utterance, if any.
     eager: Option<EagerStt>,
     /// Utterances said and not yet played out.
@@ -335,7 +339,6 @@ impl AiAgent {
             partial_at: 0,
             speech_started_ms: 0,
             last_voiced_end_ms: 0,
-            silent_frames: 0,
             eager: None,
             talking: HashSet::new(),
             barged_in: false,
@@ -558,7 +561,7 @@ impl AiAgent {
         if self.cloud.has_stt() {
             return;
         }
-        let covered = (self.voiced_len + 10 * FRAME).min(self.utterance.len());
+        let covered = self.turn_len();
         let audio = self.utterance[..covered].to_vec();
         let task = tokio::spawn(transcribe_offline(
             Arc::clone(&self.shared),
@@ -566,14 +569,19 @@ impl AiAgent {
             audio,
         ));
         self.shared.eager.started.fetch_add(1, Ordering::Relaxed);
-        self.eager = Some(EagerStt {
-            voiced_len: self.voiced_len,
-            covered,
-            task,
-        });
+        self.eager = Some(EagerStt { covered, task });
     }
 
-    /// Drops the eager transcript (the caller went on, or a new utterance started).
+    /// Bytes of the current utterance an end of turn keeps: up to its last voiced frame and
+    /// 200 ms of the silence after it (the rest is stop hangover, longer after a short
+    /// utterance). The eager transcription cuts the same, so its transcript can stand for
+    /// the turn's.
+    fn turn_len(&self) -> usize {
+        (self.voiced_len + 10 * FRAME).min(self.utterance.len())
+    }
+
+    /// Drops the eager transcript, if any (the caller went on, or it covers other audio than
+    /// the turn's cut).
     fn discard_eager_stt(&mut self) {
         if let Some(eager) = self.eager.take() {
             // The pool job itself finishes; only its result is thrown away.
@@ -859,7 +867,7 @@ impl AiAgent {
     async fn on_audio(&mut self, frame: &[u8], frame_end_ms: u32, out: &AgentOutput) {
         let start_frames = self.shared.config.vad.start_frames as usize;
         let transition = self.vad.push(frame).await;
-        let voiced = self.vad.voiced_run() > 0;
+        let voiced = self.vad.hangover().voiced_run() > 0;
         if voiced {
             self.last_voiced_end_ms = frame_end_ms;
         }
@@ -872,42 +880,24 @@ impl AiAgent {
                 self.utterance.extend_from_slice(frame);
                 self.voiced_len = self.utterance.len();
                 self.partial_at = 0;
-                self.silent_frames = 0;
-                self.discard_eager_stt();
             }
             VadTransition::SpeechEnded => {
                 self.utterance.extend_from_slice(frame);
-                // Drop most of the trailing silence (the stop hangover, longer after a short
-                // utterance), keep 200 ms.
-                let keep = (self.voiced_len + 10 * FRAME).min(self.utterance.len());
-                self.utterance.truncate(keep);
+                self.utterance.truncate(self.turn_len());
                 let utterance = std::mem::take(&mut self.utterance);
                 // The eager transcript stands only for exactly this audio.
-                let (voiced_len, cut) = (self.voiced_len, utterance.len());
-                let eager = if self
-                    .eager
-                    .as_ref()
-                    .is_some_and(|e| e.voiced_len == voiced_len && e.covered == cut)
-                {
-                    self.eager.take()
-                } else {
-                    self.discard_eager_stt();
-                    None
-                };
+                let eager = self.eager.take_if(|e| e.covered == utterance.len());
+                self.discard_eager_stt();
                 self.on_utterance(utterance, eager, out).await;
             }
-            VadTransition::None if self.vad.is_speaking() => {
+            VadTransition::None if self.vad.hangover().is_speaking() => {
                 self.utterance.extend_from_slice(frame);
+                let eager_at = self.shared.config.eager_stt_frames;
                 if voiced {
                     self.voiced_len = self.utterance.len();
-                    self.silent_frames = 0;
                     self.discard_eager_stt();
-                } else {
-                    self.silent_frames += 1;
-                    let eager_at = self.shared.config.eager_stt_frames;
-                    if eager_at > 0 && self.silent_frames == eager_at && self.eager.is_none() {
-                        self.start_eager_stt();
-                    }
+                } else if eager_at > 0 && self.vad.hangover().silent_run() == eager_at {
+                    self.start_eager_stt();
                 }
                 let every = self.shared.config.partial_every_ms as usize * 8;
                 if self.utterance.len() - self.partial_at >= every {
@@ -923,7 +913,7 @@ impl AiAgent {
         }
         if !self.talking.is_empty()
             && !self.barged_in
-            && self.vad.voiced_run() >= self.shared.config.barge_in_frames
+            && self.vad.hangover().voiced_run() >= self.shared.config.barge_in_frames
         {
             self.barged_in = true;
             out.send(AgentAction::Interrupt);
@@ -944,7 +934,7 @@ impl AiAgent {
         {
             self.outcome = Some(CallOutcome::MessageTaken);
         }
-        if self.vad.is_speaking() && self.utterance.len() >= 25 * FRAME {
+        if self.vad.hangover().is_speaking() && self.utterance.len() >= 25 * FRAME {
             let audio = std::mem::take(&mut self.utterance);
             let end_ms = self.last_voiced_end_ms;
             if let Some(text) = self.transcribe(audio).await.filter(|t| has_words(t)) {

@@ -169,36 +169,39 @@ impl Transcriber {
 /// say at most ~4 words a second, so a budget proportional to the audio ends such a loop
 /// early without clipping real speech.
 fn token_budget(samples: usize) -> usize {
-    let seconds = samples as f64 / audio_rate() as f64;
-    (12.0 + seconds * 8.0).ceil().min(MAX_TOKENS as f64) as usize
+    (12 + (samples * 8).div_ceil(audio_rate())).min(MAX_TOKENS)
 }
 
 /// Collapses a phrase of up to 8 words repeated three or more times in a row into one: the
 /// rest of a greedy decoding loop that the token budget did not stop.
 fn collapse_repeats(text: &str) -> String {
     let mut words: Vec<&str> = text.split_whitespace().collect();
-    let norm = |w: &str| {
-        w.trim_matches(|c: char| !c.is_alphanumeric())
-            .to_lowercase()
+    // Words compare without case or punctuation ("urgent." and "Urgent").
+    let same_word = |a: &str, b: &str| {
+        let letters = |w: &str| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .chars()
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        };
+        letters(a) == letters(b)
     };
     let mut i = 0;
     while i < words.len() {
-        let mut collapsed = false;
-        for n in 1..=8.min((words.len() - i) / 3) {
-            let same =
-                |a: usize, b: usize| (0..n).all(|k| norm(words[a + k]) == norm(words[b + k]));
+        // The shortest phrase starting at `i` said 3+ times in a row, with its count.
+        let looped = (1..=8.min((words.len() - i) / 3)).find_map(|n| {
+            let repeats_at = |at: usize| (0..n).all(|k| same_word(words[i + k], words[at + k]));
             let mut reps = 1;
-            while i + (reps + 1) * n <= words.len() && same(i, i + reps * n) {
+            while i + (reps + 1) * n <= words.len() && repeats_at(i + reps * n) {
                 reps += 1;
             }
-            if reps >= 3 {
+            (reps >= 3).then_some((n, reps))
+        });
+        match looped {
+            Some((n, reps)) => {
                 words.drain(i + n..i + reps * n);
-                collapsed = true;
-                break;
             }
-        }
-        if !collapsed {
-            i += 1;
+            None => i += 1,
         }
     }
     words.join(" ")

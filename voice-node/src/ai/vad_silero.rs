@@ -25,7 +25,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 
 use ort::session::Session;
 use ort::value::Tensor;
@@ -168,12 +168,15 @@ impl Runner {
     }
 }
 
+/// A batch thread's answer to one window: the call's stream back, and the probability.
+type Answer = (Stream, Result<f32, SileroError>);
+
 /// One window waiting for a batch thread, with where its answer goes.
 struct Job {
     /// The call's input and state (returned with the answer).
     stream: Stream,
     /// The call's task, waiting.
-    reply: oneshot::Sender<(Stream, Result<f32, SileroError>)>,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// Counters of the node's Silero work, for benchmarks and profiling.
@@ -206,9 +209,6 @@ pub struct SileroStats {
 pub struct SileroModel {
     /// One queue per batch thread; a call sticks to one (its windows stay in order).
     workers: Vec<mpsc::Sender<Job>>,
-    /// For [`VoiceActivity::push`], the synchronous path (tests, tools): runs one window in
-    /// the caller's thread.
-    inline: Mutex<Runner>,
     /// Round-robin assignment of calls to batch threads.
     next: AtomicUsize,
     /// Work done, shared with the batch threads.
@@ -261,7 +261,6 @@ impl SileroModel {
         }
         Ok(SileroModel {
             workers,
-            inline: Mutex::new(runner()?),
             next: AtomicUsize::new(0),
             counters,
         })
@@ -362,14 +361,6 @@ impl std::fmt::Debug for SileroVad {
     }
 }
 
-/// What to do with the next whole window.
-enum Window {
-    /// Quieter than the gate: silence, no inference.
-    Silent,
-    /// Run the network on the stream's input.
-    Infer,
-}
-
 impl SileroVad {
     /// Speech probability of the latest 32 ms window.
     pub fn probability(&self) -> f32 {
@@ -387,41 +378,27 @@ impl SileroVad {
         }
     }
 
-    /// Moves the next whole window (if any) into the stream's input, after the previous
-    /// window's last samples, and says whether it needs the network.
-    fn next_window(&mut self) -> Option<Window> {
-        if self.fallback || self.pending.len() < WINDOW {
-            return None;
+    /// Moves the pending whole windows into the stream's input (after the previous window's
+    /// last samples), answering those quieter than the gate as silence, until one needs the
+    /// network: then `true`, with that window in the input.
+    fn window_to_infer(&mut self) -> bool {
+        while !self.fallback && self.pending.len() >= WINDOW {
+            let Some(stream) = self.stream.as_mut() else {
+                self.fail(&inference("the stream was lost with its batch thread"));
+                return false;
+            };
+            let input = &mut stream.input[..];
+            input.copy_within(WINDOW..WINDOW + CONTEXT, 0);
+            input[CONTEXT..].copy_from_slice(&self.pending[..WINDOW]);
+            self.pending.drain(..WINDOW);
+            let energy = input[CONTEXT..].iter().map(|s| s * s).sum::<f32>() / WINDOW as f32;
+            if f64::from(energy.sqrt()) * 32768.0 >= self.config.gate_rms {
+                return true;
+            }
+            self.probability = 0.0;
+            self.model.counters.gated.fetch_add(1, Ordering::Relaxed);
         }
-        let Some(stream) = self.stream.as_mut() else {
-            self.fail(&inference("the stream was lost with its batch thread"));
-            return None;
-        };
-        let input = &mut stream.input[..];
-        input.copy_within(WINDOW..WINDOW + CONTEXT, 0);
-        input[CONTEXT..].copy_from_slice(&self.pending[..WINDOW]);
-        self.pending.drain(..WINDOW);
-        let energy = input[CONTEXT..].iter().map(|s| s * s).sum::<f32>() / WINDOW as f32;
-        let rms = f64::from(energy.sqrt()) * 32768.0;
-        Some(if rms < self.config.gate_rms {
-            Window::Silent
-        } else {
-            Window::Infer
-        })
-    }
-
-    /// Takes a window's result.
-    fn took(&mut self, result: Result<f32, SileroError>) {
-        match result {
-            Ok(p) => self.probability = p,
-            Err(err) => self.fail(&err),
-        }
-    }
-
-    /// Counts a gated window.
-    fn gated(&mut self) {
-        self.probability = 0.0;
-        self.model.counters.gated.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     fn fail(&mut self, err: &SileroError) {
@@ -444,46 +421,41 @@ impl SileroVad {
         self.hangover.push(voiced)
     }
 
-    /// Runs the network on the stream's input in this thread (the synchronous path).
-    fn infer_inline(&mut self) -> Result<f32, SileroError> {
-        let stream = self.stream.as_mut().ok_or_else(|| inference("no stream"))?;
-        let mut runner = self
-            .model
-            .inline
-            .lock()
-            .map_err(|_| inference("session poisoned by a panic"))?;
-        let p = runner.run(&mut [stream])?;
-        self.model.counters.windows.fetch_add(1, Ordering::Relaxed);
-        Ok(p[0])
-    }
-
-    /// Runs the network on the stream's input on the call's batch thread.
-    async fn infer_batched(&mut self) -> Result<f32, SileroError> {
+    /// Sends the stream's input to the call's batch thread: the answer (with the stream)
+    /// comes back on the receiver, for [`SileroVad::took`].
+    fn send_window(&mut self) -> Result<oneshot::Receiver<Answer>, SileroError> {
         let stream = self.stream.take().ok_or_else(|| inference("no stream"))?;
         let (reply, answer) = oneshot::channel();
         self.model.workers[self.worker]
             .send(Job { stream, reply })
             .map_err(|_| inference("the Silero batch thread stopped"))?;
-        let (stream, result) = answer
-            .await
-            .map_err(|_| inference("the Silero batch thread stopped"))?;
-        self.stream = Some(stream);
-        result
+        Ok(answer)
+    }
+
+    /// Takes a window's answer from the batch thread: the stream back, and the probability.
+    fn took(&mut self, answer: Result<Answer, oneshot::error::RecvError>) {
+        let result = answer
+            .map_err(|_| inference("the Silero batch thread stopped"))
+            .and_then(|(stream, result)| {
+                self.stream = Some(stream);
+                result
+            });
+        match result {
+            Ok(p) => self.probability = p,
+            Err(err) => self.fail(&err),
+        }
     }
 
     /// Feeds one 20 ms mu-law frame, running its windows on the call's batch thread: the
     /// call's task waits (asynchronously) instead of holding a runtime worker for the
-    /// inference. What the AI agent uses; [`VoiceActivity::push`] is the same detector run
-    /// inline.
+    /// inference. What the AI agent uses; [`VoiceActivity::push`] is the same detector for
+    /// synchronous code (tests, tools), which blocks its thread instead.
     pub async fn push_batched(&mut self, frame: &[u8]) -> VadTransition {
         self.decode(frame);
-        while let Some(window) = self.next_window() {
-            match window {
-                Window::Silent => self.gated(),
-                Window::Infer => {
-                    let result = self.infer_batched().await;
-                    self.took(result);
-                }
+        while self.window_to_infer() {
+            match self.send_window() {
+                Ok(answer) => self.took(answer.await),
+                Err(err) => self.fail(&err),
             }
         }
         self.decide(frame)
@@ -491,15 +463,14 @@ impl SileroVad {
 }
 
 impl VoiceActivity for SileroVad {
+    /// Blocks on the batch thread's answer: not for an async task (see
+    /// [`SileroVad::push_batched`]).
     fn push(&mut self, frame: &[u8]) -> VadTransition {
         self.decode(frame);
-        while let Some(window) = self.next_window() {
-            match window {
-                Window::Silent => self.gated(),
-                Window::Infer => {
-                    let result = self.infer_inline();
-                    self.took(result);
-                }
+        while self.window_to_infer() {
+            match self.send_window() {
+                Ok(answer) => self.took(answer.blocking_recv()),
+                Err(err) => self.fail(&err),
             }
         }
         self.decide(frame)
@@ -532,19 +503,12 @@ impl CallVad {
         }
     }
 
-    /// Whether speech is in progress.
-    pub fn is_speaking(&self) -> bool {
+    /// Its start/stop state (both detectors share [`Hangover`]): whether speech is in
+    /// progress, and the voiced or unvoiced run ending at the latest frame.
+    pub fn hangover(&self) -> &Hangover {
         match self {
-            CallVad::Silero(vad) => vad.is_speaking(),
-            CallVad::Energy(vad) => vad.is_speaking(),
-        }
-    }
-
-    /// Voiced frames in a row ending at the latest frame.
-    pub fn voiced_run(&self) -> u32 {
-        match self {
-            CallVad::Silero(vad) => VoiceActivity::voiced_run(vad.as_ref()),
-            CallVad::Energy(vad) => vad.voiced_run(),
+            CallVad::Silero(vad) => &vad.hangover,
+            CallVad::Energy(vad) => vad.hangover(),
         }
     }
 }

@@ -13,7 +13,10 @@ use uuid::Uuid;
 
 use super::fallback::{FailureRecorder, ProviderFailure};
 use super::llm_openai::{ChatRole, LlmAction, Urgency};
-use super::{CallProviders, ChatMessage, ProviderError, ProviderSource, TextToSpeech};
+
+use super::{
+    CallProviders, ChatMessage, ProviderError, ProviderSource, TenantProviders, TextToSpeech,
+};
 use crate::agent::{AgentOutput, ScreeningVerdict};
 use crate::ai::flow::lead;
 use crate::ai::flow::receptionist::FlowAction;
@@ -59,6 +62,9 @@ pub struct CallCloud {
     recorder: Option<FailureRecorder>,
     /// The conversation so far, for the receptionist model.
     history: Vec<ChatMessage>,
+    /// The tenant's provider rows when the Realtime agent already read them before handing the
+    /// call over ([`Self::with_tenant_providers`]): a call start reads them once.
+    tenant_providers: Option<TenantProviders>,
 }
 
 /// The model's contribution to a receptionist turn.
@@ -121,17 +127,29 @@ impl CallCloud {
             call_sid: call_sid.to_owned(),
             recorder: None,
             history: Vec::new(),
+            tenant_providers: None,
         }
     }
 
-    /// Looks up the tenant's providers (else the node's environment) at the call's start.
+    /// Resolves from `tenant` (rows already read for this call) instead of reading them again.
+    pub fn with_tenant_providers(mut self, tenant: Option<TenantProviders>) -> Self {
+        self.tenant_providers = tenant;
+        self
+    }
+
+    /// Looks up the tenant's providers (else the node's environment) at the call's start,
+    /// unless they were handed over already read.
     pub async fn resolve(&mut self, db: Option<&PgPool>, tenant: Option<Uuid>, out: &AgentOutput) {
         self.recorder = Some(FailureRecorder::new(
             out.clone(),
             Arc::clone(&self.metrics),
             &self.call_sid,
         ));
-        let providers = self.source.for_call(db, tenant).await;
+        let rows = match self.tenant_providers.take() {
+            Some(rows) => rows,
+            None => self.source.tenant_providers(db, tenant).await,
+        };
+        let providers = self.source.for_call(&rows);
         if !providers.is_offline() {
             tracing::info!(
                 call_sid = %self.call_sid,

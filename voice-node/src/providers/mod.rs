@@ -33,7 +33,7 @@ use std::time::Duration;
 pub use fallback::{FailureRecorder, ProviderFailure};
 pub use llm_openai::{ChatMessage, LlmAction, LlmReply, OpenAiChat, Urgency};
 pub use retry::RetryPolicy;
-pub use settings::{CallProviders, ProviderSource, SpeechToText, TextToSpeech};
+pub use settings::{CallProviders, ProviderSource, SpeechToText, TenantProviders, TextToSpeech};
 
 /// Longest slice of a provider's error body kept in an error (they can be whole HTML pages).
 const BODY_SNIPPET: usize = 200;

@@ -6,6 +6,9 @@
 //! `CALLGATE_TTS_VOICE`, `CALLGATE_STT_ENDPOINTING_MS`); otherwise — or when the choice is
 //! `offline`, or cannot work (no key) — the offline models, exactly as without this module.
 //!
+//! The tenant's rows are read once per call ([`ProviderSource::tenant_providers`], bounded):
+//! the Realtime agent reads them to decide, and hands them to the cascaded agent it falls back to.
+//!
 //! A call may instead run speech to speech on OpenAI Realtime
 //! ([`ProviderSource::realtime_for_call`]): when the tenant's `llm` row says
 //! `settings.realtime = true` (its base URL, model and key are then the Realtime endpoint's), or,
@@ -176,6 +179,13 @@ pub struct ProviderSource {
 
 const KINDS: [&str; 3] = ["stt", "tts", "llm"];
 
+/// A tenant's `tenant_provider_settings` rows as a call's start read them (keys opened), per
+/// kind: stt, tts, llm. All `None` when the tenant has none, or they could not be read in time
+/// (the node's defaults apply). Read once per call: the Realtime agent hands what it read to the
+/// cascaded agent it falls back to.
+#[derive(Debug, Clone, Default)]
+pub struct TenantProviders([Option<ProviderChoice>; 3]);
+
 /// A `tenant_provider_settings` row.
 #[derive(sqlx::FromRow)]
 struct ProviderRow {
@@ -275,27 +285,74 @@ impl ProviderSource {
         })
     }
 
-    /// The providers of a call of `tenant`. Never fails: a choice that cannot be used is
-    /// logged and that stage stays offline.
-    pub async fn for_call(&self, db: Option<&PgPool>, tenant: Option<Uuid>) -> CallProviders {
-        let mut choices = self.env.clone();
-        if let (Some(db), Some(tenant)) = (db, tenant) {
-            match self.tenant_choices(db, tenant).await {
-                Ok(rows) => {
-                    for (kind, choice) in rows {
-                        if let Some(i) = KINDS.iter().position(|k| *k == kind) {
-                            choices[i] = Some(choice);
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(
+    /// The rows of `tenant` for one call, bounded by [`TENANT_LOOKUP_LIMIT`]: every call start
+    /// reads this, and during a database outage the call must start on the node's defaults
+    /// rather than wait out the pool's acquire timeout. Never fails: an error is logged and
+    /// reads as no rows.
+    pub async fn tenant_providers(
+        &self,
+        db: Option<&PgPool>,
+        tenant: Option<Uuid>,
+    ) -> TenantProviders {
+        let mut choices = TenantProviders::default();
+        let (Some(db), Some(tenant)) = (db, tenant) else {
+            return choices;
+        };
+        let rows: Result<Vec<ProviderRow>, sqlx::Error> = tokio::time::timeout(
+            TENANT_LOOKUP_LIMIT,
+            sqlx::query_as(
+                "SELECT kind, provider, base_url, model, settings, api_key_encrypted
+                   FROM tenant_provider_settings WHERE tenant_id = $1",
+            )
+            .bind(tenant)
+            .fetch_all(db),
+        )
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(
                     %tenant,
                     error = %err,
                     "cannot read the tenant's provider settings; using the node's defaults"
-                ),
+                );
+                return choices;
             }
+        };
+        for row in rows {
+            let Some(i) = KINDS.iter().position(|k| *k == row.kind) else {
+                continue;
+            };
+            let api_key = row.api_key_encrypted.and_then(|sealed| {
+                self.seal
+                    .open(tenant, &row.kind, &sealed)
+                    .inspect_err(|_| {
+                        tracing::warn!(
+                            %tenant,
+                            kind = row.kind,
+                            "the tenant's sealed API key does not open with this node's seal key"
+                        );
+                    })
+                    .ok()
+            });
+            choices.0[i] = Some(ProviderChoice {
+                provider: row.provider,
+                base_url: row.base_url,
+                model: row.model,
+                api_key,
+                settings: row.settings,
+            });
         }
-        let [stt, tts, llm] = choices;
+        choices
+    }
+
+    /// The cascaded providers of a call whose tenant has `tenant`'s rows (else the node's
+    /// environment). Never fails: a choice that cannot be used is logged and that stage stays
+    /// offline.
+    pub fn for_call(&self, tenant: &TenantProviders) -> CallProviders {
+        let [stt, tts, llm] =
+            std::array::from_fn(|i| tenant.0[i].clone().or_else(|| self.env[i].clone()));
         CallProviders {
             stt: stt.and_then(|c| report(self.build_stt(&c), "stt", &c)),
             tts: tts.and_then(|c| report(self.build_tts(&c), "tts", &c)),
@@ -303,38 +360,25 @@ impl ProviderSource {
         }
     }
 
-    /// The Realtime session a call of `tenant` runs on instead of the cascaded pipeline, if any
-    /// (see the module docs). A tenant's `llm` row decides for the tenant: without the flag
-    /// the call is cascaded even when the environment names a Realtime endpoint.
-    pub async fn realtime_for_call(
-        &self,
-        db: Option<&PgPool>,
-        tenant: Option<Uuid>,
-    ) -> Option<RealtimeConfig> {
-        let mut endpoint = self.realtime_env.clone();
-        if let (Some(db), Some(tenant)) = (db, tenant) {
-            match self.tenant_choices(db, tenant).await {
-                Ok(rows) => {
-                    if let Some((_, row)) = rows.into_iter().find(|(kind, _)| kind == "llm") {
-                        let wanted = row.settings.get("realtime").and_then(Value::as_bool);
-                        endpoint = (wanted == Some(true)).then(|| ProviderChoice {
-                            // The row's base is the API's (`…/v1`); the endpoint is under it.
-                            base_url: Some(super::join_url(
-                                &row.base("https://api.openai.com/v1"),
-                                "/realtime",
-                            )),
-                            ..row
-                        });
-                    }
-                }
-                Err(err) => tracing::warn!(
-                    %tenant,
-                    error = %err,
-                    "cannot read the tenant's provider settings; using the node's defaults"
-                ),
+    /// The Realtime session a call whose tenant has `tenant`'s rows runs on instead of the
+    /// cascaded pipeline, if any (see the module docs). A tenant's `llm` row decides for the
+    /// tenant: without the flag the call is cascaded even when the environment names a
+    /// Realtime endpoint.
+    pub fn realtime_for_call(&self, tenant: &TenantProviders) -> Option<RealtimeConfig> {
+        let c = match &tenant.0[2] {
+            Some(row) => {
+                let wanted = row.settings.get("realtime").and_then(Value::as_bool);
+                (wanted == Some(true)).then(|| ProviderChoice {
+                    // The row's base is the API's (`…/v1`); the endpoint is under it.
+                    base_url: Some(super::join_url(
+                        &row.base("https://api.openai.com/v1"),
+                        "/realtime",
+                    )),
+                    ..row.clone()
+                })?
             }
-        }
-        let c = endpoint?;
+            None => self.realtime_env.clone()?,
+        };
         let url = c.base(DEFAULT_URL);
         let key = if url.contains("api.openai.com") {
             match c.required_key("realtime") {
@@ -354,59 +398,6 @@ impl ProviderSource {
             RealtimeConfig::new(&url, key, &c.model(DEFAULT_MODEL), &voice)
                 .with_policy(self.policy),
         )
-    }
-
-    async fn tenant_choices(
-        &self,
-        db: &PgPool,
-        tenant: Uuid,
-    ) -> Result<Vec<(String, ProviderChoice)>, sqlx::Error> {
-        // Bounded: every call start reads this, and during a database outage the call must
-        // start on the node's defaults rather than wait out the pool's acquire timeout.
-        let rows: Vec<ProviderRow> = tokio::time::timeout(
-            TENANT_LOOKUP_LIMIT,
-            sqlx::query_as(
-                "SELECT kind, provider, base_url, model, settings, api_key_encrypted
-                   FROM tenant_provider_settings WHERE tenant_id = $1",
-            )
-            .bind(tenant)
-            .fetch_all(db),
-        )
-        .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)??;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let ProviderRow {
-                    kind,
-                    provider,
-                    base_url,
-                    model,
-                    settings,
-                    api_key_encrypted: sealed,
-                } = row;
-                let api_key = sealed.and_then(|s| {
-                    self.seal
-                        .open(tenant, &kind, &s)
-                        .inspect_err(|_| {
-                            tracing::warn!(
-                                %tenant,
-                                kind,
-                                "the tenant's sealed API key does not open with this node's seal key"
-                            );
-                        })
-                        .ok()
-                });
-                let choice = ProviderChoice {
-                    provider,
-                    base_url,
-                    model,
-                    api_key,
-                    settings,
-                };
-                (kind, choice)
-            })
-            .collect())
     }
 
     fn build_stt(&self, c: &ProviderChoice) -> Result<Option<SpeechToText>, ProviderError> {
@@ -517,7 +508,7 @@ mod tests {
     async fn no_environment_means_offline() {
         let s = source(&[]);
         assert!(s.env_is_offline());
-        assert!(s.for_call(None, None).await.is_offline());
+        assert!(s.for_call(&TenantProviders::default()).is_offline());
     }
 
     #[tokio::test]
@@ -531,7 +522,7 @@ mod tests {
             ("CALLGATE_LLM_BASE_URL", "http://127.0.0.1:8080/v1"),
             ("CALLGATE_LLM_MODEL", "qwen2.5-0.5b"),
         ]);
-        let p = s.for_call(None, None).await;
+        let p = s.for_call(&TenantProviders::default());
         assert_eq!(p.stt.as_ref().map(SpeechToText::name), Some("deepgram"));
         assert!(p.tts.is_none(), "ElevenLabs without a key cannot work");
         assert_eq!(p.llm.as_ref().map(OpenAiChat::model), Some("qwen2.5-0.5b"));
@@ -539,20 +530,19 @@ mod tests {
 
     #[tokio::test]
     async fn realtime_comes_from_the_environment_and_needs_a_key_for_openai() {
-        assert!(source(&[]).realtime_for_call(None, None).await.is_none());
+        let none = TenantProviders::default();
+        assert!(source(&[]).realtime_for_call(&none).is_none());
         let local = source(&[("CALLGATE_REALTIME_URL", "http://127.0.0.1:9/v1/realtime")])
-            .realtime_for_call(None, None)
-            .await
+            .realtime_for_call(&none)
             .expect("a local endpoint needs no key");
         assert_eq!(
             local.endpoint(),
             "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime"
         );
         let keyless = source(&[("CALLGATE_REALTIME_URL", "wss://api.openai.com/v1/realtime")]);
-        assert!(keyless.realtime_for_call(None, None).await.is_none());
+        assert!(keyless.realtime_for_call(&none).is_none());
         let public = source(&[("CALLGATE_REALTIME_API_KEY", "sk-x")])
-            .realtime_for_call(None, None)
-            .await
+            .realtime_for_call(&none)
             .expect("the public endpoint with a key");
         assert!(
             public

@@ -60,13 +60,16 @@ pub async fn place_call(plan: CallPlan) -> CallReport {
     let followed = follow_call(&plan.http, &plan.call, plan.behaviour, &mut caller).await;
     let duration = started.elapsed();
     let mut errors = followed.errors.clone();
+    let mut callback_errors = 0;
     for stream in &caller.streams {
         errors.extend(stream.errors.iter().cloned());
+        callback_errors += stream.callback_errors;
     }
     // Twilio reports the end of the call once it is over (a call rejected before answering
     // never ran TwiML past <Reject>, but still gets its final status).
     if let Err(e) = post_final_status(&plan.http, &plan.call, followed.ended, duration).await {
         errors.push(e);
+        callback_errors += 1;
     }
 
     let node_url = plan
@@ -127,6 +130,7 @@ pub async fn place_call(plan: CallPlan) -> CallReport {
         screening,
         turn_latency_ms,
         errors,
+        callback_errors,
         outcome_source,
         ended: followed.ended,
         from: plan.call.from.clone(),

@@ -46,6 +46,24 @@ pub enum CallRedirect {
 }
 
 impl CallRedirect {
+    /// The update a REST request's form asks for: `Twiml`, else `Url` (+ `Method`), else
+    /// `Status=completed` (or `canceled`); `None` when it names nothing to do. The tests' Twilio
+    /// fake validates call updates with it too.
+    pub fn from_form(form: &Form) -> Option<Self> {
+        if let Some(twiml) = form.get("Twiml") {
+            Some(CallRedirect::Twiml(twiml.to_owned()))
+        } else if let Some(url) = form.get("Url") {
+            Some(CallRedirect::Url {
+                url: url.to_owned(),
+                method: HttpMethod::from_attr(form.get("Method")),
+            })
+        } else if matches!(form.get("Status"), Some("completed" | "canceled")) {
+            Some(CallRedirect::Completed)
+        } else {
+            None
+        }
+    }
+
     /// A short description for the report ("Twiml: <?xml …", "Status=completed").
     pub fn describe(&self) -> String {
         match self {
@@ -75,8 +93,8 @@ impl CallControl {
 struct Endpoint {
     /// The simulated call (its SIDs and numbers for the answer).
     call: CallIdentity,
-    /// `Basic base64(AccountSid:AuthToken)`, what the node must send.
-    authorization: String,
+    /// The Basic password the node must send with the Account SID.
+    auth_token: String,
     /// Where accepted updates go.
     updates: mpsc::UnboundedSender<CallRedirect>,
     /// Every accepted update, described, for the report.
@@ -109,13 +127,9 @@ impl CallControlServer {
         let addr = listener.local_addr()?;
         let (updates, inbox) = mpsc::unbounded_channel();
         let log = Arc::new(StdMutex::new(Vec::new()));
-        let credentials = format!("{}:{auth_token}", call.account_sid);
         let endpoint = Arc::new(Endpoint {
             call: call.clone(),
-            authorization: format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(credentials)
-            ),
+            auth_token: auth_token.to_owned(),
             updates,
             log: Arc::clone(&log),
         });
@@ -154,11 +168,10 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == endpoint.authorization);
-    if !authorized || account != endpoint.call.account_sid {
+    let c = &endpoint.call;
+    if account != c.account_sid
+        || !basic_auth_matches(&headers, &c.account_sid, &endpoint.auth_token)
+    {
         return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
     let sid = call.strip_suffix(".json").unwrap_or(&call);
@@ -174,16 +187,7 @@ async fn update(
     let Ok(form) = Form::parse(&body) else {
         return twilio_error(StatusCode::BAD_REQUEST, 20001, "Invalid form body");
     };
-    let redirect = if let Some(twiml) = form.get("Twiml") {
-        CallRedirect::Twiml(twiml.to_owned())
-    } else if let Some(url) = form.get("Url") {
-        CallRedirect::Url {
-            url: url.to_owned(),
-            method: HttpMethod::from_attr(form.get("Method")),
-        }
-    } else if matches!(form.get("Status"), Some("completed" | "canceled")) {
-        CallRedirect::Completed
-    } else {
+    let Some(redirect) = CallRedirect::from_form(&form) else {
         // [UNVERIFIED] Twilio's exact code for an update naming nothing to do.
         return twilio_error(
             StatusCode::BAD_REQUEST,
@@ -206,7 +210,6 @@ async fn update(
             "Call is not in-progress. Cannot redirect.",
         );
     }
-    let c = &endpoint.call;
     let json = serde_json::json!({
         "sid": c.call_sid,
         "account_sid": c.account_sid,
@@ -219,8 +222,18 @@ async fn update(
     (StatusCode::OK, axum::Json(json)).into_response()
 }
 
-/// Twilio's error body: `{code, message, more_info, status}`.
-fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
+/// Whether `headers` carry HTTP Basic with `account_sid` and `auth_token`, as Twilio's REST API
+/// requires.
+pub fn basic_auth_matches(headers: &HeaderMap, account_sid: &str, auth_token: &str) -> bool {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{account_sid}:{auth_token}"))
+    );
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+/// Twilio's error answer: `status` with the body `{code, message, more_info, status}`.
+pub fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
     let json = serde_json::json!({
         "code": code,
         "message": message,

@@ -190,6 +190,7 @@ async fn stream_only_call(plan: CallPlan, stream: &StreamSpec) -> CallReport {
         screening: None,
         turn_latency_ms: stats.turn_latency_ms.clone(),
         errors,
+        callback_errors: stats.callback_errors,
         outcome_source: "simulator",
         ended,
         from: plan.call.from.clone(),
@@ -334,6 +335,11 @@ fn summarize(
         .filter(|r| r.ended == CallEnd::NodeHungUp)
         .count();
     let failed = reports.iter().filter(|r| !r.errors.is_empty()).count() + panics.len();
+    let failed_beyond_callbacks = reports
+        .iter()
+        .filter(|r| r.errors.len() > r.callback_errors)
+        .count()
+        + panics.len();
     let errors = count_errors(
         reports
             .iter()
@@ -348,6 +354,8 @@ fn summarize(
         peak_concurrent_streams: peak,
         completed,
         failed,
+        callback_errors: reports.iter().map(|r| r.callback_errors).sum(),
+        failed_beyond_callbacks,
         webhook_failures,
         handshake_failures,
         node_hangups,

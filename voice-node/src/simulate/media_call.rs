@@ -120,6 +120,9 @@ pub struct StreamStats {
     pub ended_by: String,
     /// Protocol breaches and failures seen on this stream.
     pub errors: Vec<String>,
+    /// Of `errors`, the stream status callbacks the edge did not accept (see
+    /// [`super::report::CallReport::callback_errors`]).
+    pub callback_errors: usize,
 }
 
 /// The simulated caller as the TwiML follower's media leg.
@@ -505,6 +508,7 @@ async fn session(
     for callback in callbacks {
         if let Ok(Err(e)) = callback.await {
             stats.errors.push(e);
+            stats.callback_errors += 1;
         }
     }
     end

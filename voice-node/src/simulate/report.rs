@@ -28,6 +28,12 @@ pub struct CallReport {
     pub turn_latency_ms: Vec<u64>,
     /// Everything that went wrong; empty for a good call.
     pub errors: Vec<String>,
+    /// Of `errors`, the status callbacks (the call's final status, each stream's start and stop)
+    /// the edge did not accept, e.g. its 503 when no node took the forwarded event. They fail the
+    /// call like any error; counted apart because they travel edge → node beside the media and
+    /// say nothing about the call's audio (`cargo xtask bench` and the soak drill report them
+    /// without judging them).
+    pub callback_errors: usize,
     /// `node` when `outcome` comes from the node's record, `simulator` otherwise.
     pub outcome_source: &'static str,
     /// How the call ended on Twilio's side.
@@ -139,6 +145,11 @@ pub struct LoadReport {
     pub completed: usize,
     /// Calls with any error.
     pub failed: usize,
+    /// Status callbacks the edge did not accept, over all calls ([`CallReport::callback_errors`]).
+    pub callback_errors: usize,
+    /// Calls with an error other than a status callback's (a call whose only errors are
+    /// callbacks is in `failed` but not here).
+    pub failed_beyond_callbacks: usize,
     /// Voice webhooks that failed or returned unusable TwiML.
     pub webhook_failures: usize,
     /// WebSocket handshakes refused or timed out.

@@ -99,6 +99,24 @@ impl TestNode {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Posts `event` to `/internal/events`, signed as the edge signs it; the answer's status.
+    pub async fn post_event(&self, event: &shared::forwarded::ForwardedEvent) -> u16 {
+        self.send_event(event).await.status().as_u16()
+    }
+
+    /// Posts `event` to `/internal/events`, signed as the edge signs it; the whole answer.
+    pub async fn send_event(&self, event: &shared::forwarded::ForwardedEvent) -> reqwest::Response {
+        let body = event.to_json();
+        let mut request = reqwest::Client::new()
+            .post(self.url("/internal/events"))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (name, value) in signed(body.as_bytes()) {
+            request = request.header(name, value);
+        }
+        request.send().await.unwrap()
+    }
 }
 
 pub async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
@@ -364,8 +382,8 @@ impl TwilioCall {
     /// silence for the VAD to end the utterance, short turns included (they need the longer
     /// stop hangover). Twilio would go on sending silence; this caller stops and waits.
     pub async fn speak(&mut self, loud_frames: usize) {
-        let vad = voice_node::agent::vad::VadConfig::default();
-        let silence = vad.stop_frames.max(vad.short_stop_frames) as usize + 5;
+        let silence =
+            voice_node::agent::vad::VadConfig::default().longest_stop_frames() as usize + 5;
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         for i in 0..loud_frames + silence {
             tick.tick().await;

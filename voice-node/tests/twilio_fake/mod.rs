@@ -16,8 +16,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use base64::Engine as _;
+use shared::form::Form;
 use tokio::sync::Mutex;
+use voice_node::simulate::call_control::{CallRedirect, basic_auth_matches, twilio_error};
 
 pub const ACCOUNT_SID: &str = "ACfake0000000000000000000000000000";
 /// The same token the test node checks Media Streams with (`node_support::AUTH_TOKEN`).
@@ -124,26 +125,31 @@ impl TwilioFake {
     }
 }
 
-fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({
-            "code": code,
-            "message": message,
-            "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
-            "status": status.as_u16(),
-        })),
+/// An SMS Twilio received for `to`, as the edge forwards it to a node (`MessageSid` `sid`, the
+/// edge's timestamp `received_at`).
+pub fn inbound_sms(
+    sid: &str,
+    from: &str,
+    to: &str,
+    body: &str,
+    received_at: u64,
+) -> shared::forwarded::ForwardedEvent {
+    shared::forwarded::ForwardedEvent::new(
+        shared::forwarded::EventKind::Sms,
+        format!("tok-{sid}"),
+        received_at,
+        &Form::from_pairs([
+            ("MessageSid", sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("From", from),
+            ("To", to),
+            ("Body", body),
+        ]),
     )
-        .into_response()
 }
 
 fn authorized(headers: &HeaderMap, account: &str) -> bool {
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"))
-    );
-    account == ACCOUNT_SID
-        && headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+    account == ACCOUNT_SID && basic_auth_matches(headers, ACCOUNT_SID, AUTH_TOKEN)
 }
 
 fn parse_form(body: &Bytes) -> BTreeMap<String, String> {
@@ -259,11 +265,8 @@ async fn calls_answer(
     if let Some(refused) = gate(inner, headers, account).await {
         return refused;
     }
-    let given = ["Twiml", "Url", "Status"]
-        .iter()
-        .filter(|k| form.contains_key(**k))
-        .count();
-    if given == 0 {
+    // What the simulator would run in the call's place, or nothing.
+    if CallRedirect::from_form(&Form::from_pairs(form)).is_none() {
         return twilio_error(
             StatusCode::BAD_REQUEST,
             20001,

@@ -168,7 +168,8 @@ fn serve(
             )?;
             writer.flush()?;
             counts.messages_sent.fetch_add(1, Ordering::SeqCst);
-            let field = |name: &str| form_field(&body, name).unwrap_or_default();
+            let form = shared::form::Form::parse(&body).unwrap_or_default();
+            let field = |name: &str| form.get(name).unwrap_or_default().to_owned();
             if let Ok(mut messages) = counts.messages.lock() {
                 messages.push((field("To"), field("Body")));
             }
@@ -224,37 +225,4 @@ fn no_such_call() -> Vec<u8> {
         json.len()
     )
     .into_bytes()
-}
-
-/// One field of an `application/x-www-form-urlencoded` body, decoded.
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    let body = std::str::from_utf8(body).ok()?;
-    body.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (percent_decode(key) == name).then(|| percent_decode(value))
-    })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

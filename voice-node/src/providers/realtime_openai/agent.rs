@@ -52,6 +52,7 @@ use crate::ai::flow::hours::Openness;
 use crate::ai::flow::receptionist::{ReceptionistFlow, ReceptionistSetup};
 use crate::ai::flow::{After, Reply, context};
 use crate::metrics::Metrics;
+use crate::providers::TenantProviders;
 use crate::providers::call::flow_action;
 use crate::providers::fallback::{FailureRecorder, ProviderFailure};
 use crate::providers::llm_openai::parse_action;
@@ -82,20 +83,36 @@ urgency. When a tool's result has `say`, say exactly that and nothing else.";
 pub trait OfflineAgents: Send + Sync + 'static {
     /// The agent.
     type Agent: CallAgent;
-    /// One call's agent, not yet started (it will get [`AgentEvent::Started`]).
-    fn agent(&self, call: &CallStarted, metrics: Arc<Metrics>) -> Self::Agent;
+    /// One call's agent, not yet started (it will get [`AgentEvent::Started`]). `tenant`: the
+    /// tenant's provider rows if the Realtime agent already read them (`None`: read them).
+    fn agent(
+        &self,
+        call: &CallStarted,
+        metrics: Arc<Metrics>,
+        tenant: Option<TenantProviders>,
+    ) -> Self::Agent;
 }
 
 impl OfflineAgents for AiAgentFactory {
     type Agent = AiAgent;
-    fn agent(&self, call: &CallStarted, metrics: Arc<Metrics>) -> AiAgent {
-        AiAgentFactory::agent(self, call, metrics)
+    fn agent(
+        &self,
+        call: &CallStarted,
+        metrics: Arc<Metrics>,
+        tenant: Option<TenantProviders>,
+    ) -> AiAgent {
+        AiAgentFactory::agent(self, call, metrics, tenant)
     }
 }
 
 impl OfflineAgents for GreetingRecorderFactory {
     type Agent = GreetingRecorder;
-    fn agent(&self, call: &CallStarted, _metrics: Arc<Metrics>) -> GreetingRecorder {
+    fn agent(
+        &self,
+        call: &CallStarted,
+        _metrics: Arc<Metrics>,
+        _tenant: Option<TenantProviders>,
+    ) -> GreetingRecorder {
         GreetingRecorder::new(Arc::clone(&self.prompts), self.config, call.clock)
     }
 }
@@ -131,6 +148,7 @@ impl<O: OfflineAgents> AgentFactory for RealtimeAgentFactory<O> {
             metrics: Arc::clone(&metrics),
             call: None,
             recorder: None,
+            tenant_providers: None,
             mode: Mode::Starting,
         };
         AgentHandle::spawn(agent, metrics)
@@ -184,6 +202,8 @@ pub struct RealtimeAgent<O: OfflineAgents> {
     call: Option<CallStarted>,
     /// Records `provider_failure` on the call.
     recorder: Option<FailureRecorder>,
+    /// The tenant's provider rows as `Started` read them, until the fallback takes them.
+    tenant_providers: Option<TenantProviders>,
     /// Where events go.
     mode: Mode<O::Agent>,
 }
@@ -208,15 +228,19 @@ impl<O: OfflineAgents> RealtimeAgent<O> {
         self.recorder = Some(recorder.clone());
         self.call = Some(call.clone());
         let tenant: Option<Uuid> = call.tenant_id.parse().ok();
-        // Screening stays cascaded: its verdict comes from the classifier and the tenant's policy.
-        let config = match call.mode {
-            CallMode::Screening => None,
-            CallMode::Receptionist | CallMode::Forward => {
-                self.providers
-                    .realtime_for_call(self.db.as_ref(), tenant)
-                    .await
-            }
-        };
+        // Screening stays cascaded: its verdict comes from the classifier and the tenant's policy
+        // (the cascaded agent reads the provider rows itself).
+        if call.mode == CallMode::Screening {
+            self.go_offline(out, false).await;
+            return;
+        }
+        let rows = self
+            .providers
+            .tenant_providers(self.db.as_ref(), tenant)
+            .await;
+        let config = self.providers.realtime_for_call(&rows);
+        // The fallback resolves its providers from the same rows.
+        self.tenant_providers = Some(rows);
         let Some(config) = config else {
             self.go_offline(out, false).await;
             return;
@@ -277,7 +301,11 @@ impl<O: OfflineAgents> RealtimeAgent<O> {
         if mid_call {
             out.send(AgentAction::Interrupt);
         }
-        let mut agent = self.offline.agent(&call, Arc::clone(&self.metrics));
+        let mut agent = self.offline.agent(
+            &call,
+            Arc::clone(&self.metrics),
+            self.tenant_providers.take(),
+        );
         agent.on_event(AgentEvent::Started(call), out).await;
         self.mode = Mode::Offline(agent);
     }

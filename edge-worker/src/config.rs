@@ -34,9 +34,10 @@ pub struct Config {
     /// Lifetime of a stream token: Twilio opens the socket within seconds of the TwiML.
     pub stream_token_ttl_s: u64,
     /// Timeout of one request to a node (snapshot pull, event forward). Twilio gives the whole
-    /// webhook 15 s; the edge tries up to [`Config::forward_attempts`] nodes within that.
+    /// webhook 15 s; the edge makes up to [`Config::forward_attempts`] tries within that.
     pub node_timeout_ms: u64,
-    /// How many nodes one forwarded event is offered to before the edge answers 503.
+    /// How many tries one forwarded event gets (over the live nodes in turn, the same node again
+    /// when there are fewer) before the edge answers 503.
     pub forward_attempts: usize,
 }
 

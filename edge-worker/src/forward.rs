@@ -2,9 +2,12 @@
 //!
 //! The envelope is `shared::forwarded::ForwardedEvent` (JSON), signed with
 //! `shared::stream_token::sign_body` in `X-Callgate-Timestamp` / `X-Callgate-Signature`. The
-//! event is offered to up to `forward_attempts` nodes in turn until one answers 2xx; the same
-//! idempotency key goes to each, so a node that applied it but whose answer was lost does no
-//! harm when the next one applies it too (nodes share Postgres and dedupe on the key).
+//! event is offered to the nodes in turn until one answers 2xx, `forward_attempts` tries in all:
+//! with fewer live nodes than that, the same nodes get it again (a single node slow for one
+//! moment, e.g. 500 calls starting at once, must not cost Twilio's status callback). The same
+//! idempotency key goes with each try, so a node that applied it but whose answer was lost does
+//! no harm when it or another node applies it again (nodes share Postgres and dedupe on the
+//! key).
 
 use shared::forwarded::{EVENTS_PATH, ForwardedEvent};
 use shared::routing::NodeInfo;
@@ -19,12 +22,13 @@ pub enum ForwardError {
     /// The snapshot (and fallback) lists no available node.
     #[error("no available voice node")]
     NoNodes,
-    /// Every node tried failed; one `id: reason` per attempt.
+    /// Every try failed; one `id: reason` per try.
     #[error("every node failed: {}", .0.join("; "))]
     AllFailed(Vec<String>),
 }
 
-/// Offers `event` to `nodes` in order; returns the id of the node that accepted it.
+/// Offers `event` to `nodes` in order, round again while tries are left (see the module docs);
+/// returns the id of the node that accepted it.
 pub async fn deliver(
     state: &AppState,
     nodes: &[&NodeInfo],
@@ -35,7 +39,8 @@ pub async fn deliver(
     }
     let body = event.to_json().into_bytes();
     let mut failures = Vec::new();
-    for node in nodes {
+    let tries = state.config.forward_attempts.max(1);
+    for node in nodes.iter().cycle().take(tries) {
         let ts = state.clock.now_s();
         let request = OutboundRequest {
             method: OutboundMethod::Post,

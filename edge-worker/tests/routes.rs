@@ -14,6 +14,7 @@ use shared::domain::CallMode;
 use shared::forwarded::EventKind;
 use shared::routing::GeoPoint;
 use shared::stream_token;
+use std::collections::HashSet;
 use tower::ServiceExt;
 
 struct Edge {
@@ -946,6 +947,39 @@ async fn callback_no_node_accepts_is_503_not_lost_silently() {
         assert_eq!(reply.headers["retry-after"], "5");
     }
     assert!(edge.node.events().is_empty());
+    // Three tries each (the default `forward_attempts`), on three different nodes.
+    let tries = edge.node.tries();
+    assert_eq!(tries.len(), 9, "{tries:?}");
+    let first: HashSet<&String> = tries[..3].iter().collect();
+    assert_eq!(first.len(), 3, "{tries:?}");
+}
+
+#[tokio::test]
+async fn a_lone_node_that_fails_a_moment_gets_the_callback_again() {
+    let edge = edge_with(
+        |base| {
+            let mut snapshot = standard_snapshot(base, NOW_S);
+            snapshot.nodes.truncate(1);
+            Some(snapshot)
+        },
+        &[],
+    )
+    .await;
+    // Slow or busy for two requests (500 calls starting at once), then fine.
+    edge.node.fail_next("iad-1", 2);
+    let reply = edge
+        .send(signed("/telephony/stream-status", &stream_status_params()))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(edge.node.tries(), ["iad-1", "iad-1", "iad-1"]);
+    assert_eq!(edge.node.events().len(), 1);
+    // Still failing after the last try: 503, so Twilio's callback is not lost silently.
+    edge.node.fail_next("iad-1", 3);
+    let reply = edge
+        .send(signed("/telephony/status", &status_params()))
+        .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(edge.node.tries().len(), 6);
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -129,6 +129,10 @@ pub struct FakeNodeState {
     pub events: Mutex<Vec<(String, ForwardedEvent)>>,
     /// Node ids whose `/internal/events` answers 500.
     pub failing: Mutex<HashSet<String>>,
+    /// Node id → how many more events it answers 500 to (then it accepts them).
+    pub failing_next: Mutex<HashMap<String, usize>>,
+    /// Node id of every signed `/internal/events` request, accepted or not, in order.
+    pub tries: Mutex<Vec<String>>,
     /// Call reports served at `/n/{id}/internal/calls/{sid}`: (node id, call sid) → outcome.
     pub outcomes: Mutex<HashMap<(String, String), String>>,
     /// Clock the HMAC timestamps are checked against.
@@ -179,6 +183,20 @@ impl FakeNode {
 
     pub fn fail(&self, node_id: &str) {
         self.state.failing.lock().unwrap().insert(node_id.into());
+    }
+
+    /// Makes node `node_id` answer 500 to its next `n` events, then accept again.
+    pub fn fail_next(&self, node_id: &str, n: usize) {
+        self.state
+            .failing_next
+            .lock()
+            .unwrap()
+            .insert(node_id.into(), n);
+    }
+
+    /// The node id of every signed event request so far, accepted or refused.
+    pub fn tries(&self) -> Vec<String> {
+        self.state.tries.lock().unwrap().clone()
     }
 
     /// Makes node `node_id` report that it ended `call_sid` with `outcome`.
@@ -288,7 +306,14 @@ async fn accept_event(
     if !signed_ok(&state, &headers, &body) {
         return StatusCode::UNAUTHORIZED;
     }
+    state.tries.lock().unwrap().push(id.clone());
     if state.failing.lock().unwrap().contains(&id) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    if let Some(left) = state.failing_next.lock().unwrap().get_mut(&id)
+        && *left > 0
+    {
+        *left -= 1;
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
     let event = ForwardedEvent::from_json(std::str::from_utf8(&body).unwrap()).unwrap();

@@ -558,10 +558,12 @@ impl Call {
         }
     }
 
-    /// Sends every frame and mark that is due; returns when the player next needs attention.
+    /// Sends every frame and mark that is due (one batch, one socket write); returns when the
+    /// player next needs attention.
     async fn pump<S: MediaSink>(&mut self, sink: &mut S) -> Result<Option<Instant>, SinkError> {
-        loop {
-            match self.player.step(Instant::now(), &mut self.next_seq) {
+        let now = Instant::now();
+        let next = loop {
+            match self.player.step(now, &mut self.next_seq) {
                 Step::Send {
                     frame,
                     late,
@@ -577,10 +579,12 @@ impl Call {
                     }
                 }
                 Step::Mark(id) => sink.send(Outgoing::Mark(&id.mark_name())).await?,
-                Step::WaitUntil(at) => return Ok(Some(at)),
-                Step::Idle => return Ok(None),
+                Step::WaitUntil(at) => break Some(at),
+                Step::Idle => break None,
             }
-        }
+        };
+        sink.flush().await?;
+        Ok(next)
     }
 
     /// Barge-in: drop queued audio and, when Twilio holds some of ours, `clear` it.

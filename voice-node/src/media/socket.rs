@@ -13,7 +13,7 @@ use fastwebsockets::{
 };
 use shared::media_stream::{InboundMessage, MediaFrameWriter, MediaStreamError, parse_inbound};
 use shared::mulaw::FRAME_BYTES;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -39,11 +39,18 @@ const MAX_DECODED_AUDIO: usize = MAX_FRAME_BYTES / 4 * 3;
 pub fn split<S>(
     ws: WebSocket<S>,
     metrics: Arc<Metrics>,
-) -> (mpsc::Receiver<StreamEvent>, WsSink<tokio::io::WriteHalf<S>>)
+) -> (
+    mpsc::Receiver<StreamEvent>,
+    WsSink<BufWriter<tokio::io::WriteHalf<S>>>,
+)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut read, write) = ws.split(tokio::io::split);
+    // Buffered: a batch of media frames leaves in one write (see `WsSink`).
+    let (mut read, write) = ws.split(|socket| {
+        let (read, write) = tokio::io::split(socket);
+        (read, BufWriter::new(write))
+    });
     // The session answers pings and close frames itself (it owns the write half); capping the
     // frame size here makes an oversized frame an error before its payload is buffered.
     read.set_auto_close(false);
@@ -203,6 +210,13 @@ impl<W: AsyncWrite + Unpin + Send> WsSink<W> {
             .await
             .map_err(|e| SinkError(e.to_string()))
     }
+
+    async fn flush_socket(&mut self) -> Result<(), SinkError> {
+        self.write
+            .flush()
+            .await
+            .map_err(|e| SinkError(e.to_string()))
+    }
 }
 
 impl<W: AsyncWrite + Unpin + Send> MediaSink for WsSink<W> {
@@ -214,17 +228,20 @@ impl<W: AsyncWrite + Unpin + Send> MediaSink for WsSink<W> {
     async fn send(&mut self, message: Outgoing<'_>) -> Result<(), SinkError> {
         use shared::media_stream::OutboundMessage;
         match message {
+            // Buffered until `flush`: the session sends a batch of frames, then flushes.
             Outgoing::Media(audio) => {
                 self.media.write(audio, &mut self.text);
                 self.write_text().await
             }
             Outgoing::Mark(name) => {
                 self.text = OutboundMessage::mark(&self.stream_sid, name).to_json();
-                self.write_text().await
+                self.write_text().await?;
+                self.flush_socket().await
             }
             Outgoing::Clear => {
                 self.text = OutboundMessage::clear(&self.stream_sid).to_json();
-                self.write_text().await
+                self.write_text().await?;
+                self.flush_socket().await
             }
             Outgoing::Close { code, reason } => {
                 if self.write.is_closed() {
@@ -234,9 +251,14 @@ impl<W: AsyncWrite + Unpin + Send> MediaSink for WsSink<W> {
                 self.write
                     .write_frame(Frame::close(code, reason.as_bytes()))
                     .await
-                    .map_err(|e| SinkError(e.to_string()))
+                    .map_err(|e| SinkError(e.to_string()))?;
+                self.flush_socket().await
             }
         }
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        self.flush_socket().await
     }
 }
 

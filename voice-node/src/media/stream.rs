@@ -142,7 +142,13 @@ pub trait MediaSink: Send {
     /// Tells the sink which stream outbound messages address (called once, after `start`).
     fn bind_stream(&mut self, stream_sid: &str);
 
-    /// Sends one message.
+    /// Sends one message. `media` may wait in a buffer until [`MediaSink::flush`] (a batch of
+    /// frames is one socket write); the other messages go out at once.
     fn send(&mut self, message: Outgoing<'_>)
     -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Writes out what `send` buffered.
+    fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
+    }
 }

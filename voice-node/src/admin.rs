@@ -5,6 +5,8 @@
 //! voice-node tenant create --name "Acme Dental" [--mode screening|receptionist|forward]
 //! voice-node tenant list
 //! voice-node number add --tenant ID --e164 +14155550100 [--owner +14155550199] [--mode …]
+//! voice-node kb add --tenant ID --question "…" --answer "…"
+//! voice-node department add --tenant ID --name Sales --to +14155550111 [--keyword pricing]…
 //! echo 'secret' | voice-node user create --tenant ID --email a@b.c --role admin|member|superadmin
 //! ```
 //!
@@ -86,6 +88,30 @@ pub enum KbCommand {
         /// What the agent says back.
         #[arg(long)]
         answer: String,
+    },
+}
+
+/// `voice-node department …`
+#[derive(Debug, Subcommand)]
+pub enum DepartmentCommand {
+    /// Add a receptionist transfer target; prints its id on the last line of stdout. The same
+    /// row the dashboard's Departments settings page writes.
+    Add {
+        /// The tenant's id.
+        #[arg(long, value_name = "ID")]
+        tenant: Uuid,
+        /// How callers ask for it and how the agent names it, e.g. "Sales".
+        #[arg(long)]
+        name: String,
+        /// Where the call is put through: E.164 (+14155550111) or a sip:/sips: URI.
+        #[arg(long)]
+        to: String,
+        /// A word that sends a caller here ("pricing", "invoice"); repeat for more.
+        #[arg(long = "keyword", value_name = "WORD")]
+        keywords: Vec<String>,
+        /// Order among the tenant's departments (lowest first: the one "a person" goes to).
+        #[arg(long, default_value_t = 0)]
+        position: i32,
     },
 }
 
@@ -181,6 +207,39 @@ pub async fn kb(cmd: KbCommand) -> anyhow::Result<ExitCode> {
     let db = AdminDb::open().await?;
     let id = db.add_kb_entry(tenant, question, answer).await?;
     eprintln!("added a knowledge-base entry to tenant {tenant}");
+    println!("{id}");
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `voice-node department …`
+pub async fn department(cmd: DepartmentCommand) -> anyhow::Result<ExitCode> {
+    let DepartmentCommand::Add {
+        tenant,
+        name,
+        to,
+        keywords,
+        position,
+    } = cmd;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        bail!("--name must be 1 to 100 characters");
+    }
+    let to = if to.starts_with("sip:") || to.starts_with("sips:") {
+        to
+    } else {
+        parse_e164("--to", &to).context("--to takes an E.164 number or a sip:/sips: URI")?
+    };
+    let keywords: Vec<String> = keywords
+        .iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let db = AdminDb::open().await?;
+    let id = db
+        .add_department(tenant, name, &to, &keywords, position)
+        .await?;
+    eprintln!("added department {name:?} to tenant {tenant}");
     println!("{id}");
     db.close().await;
     Ok(ExitCode::SUCCESS)
@@ -356,21 +415,47 @@ impl AdminDb {
         .bind(answer)
         .fetch_one(&mut *tx)
         .await;
-        let id = match inserted {
-            Ok(id) => id,
-            Err(sqlx::Error::Database(db))
-                if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
-            {
-                bail!("no tenant with id {tenant}; list them with `voice-node tenant list`")
-            }
-            Err(e) => return Err(schema_hint(e)),
-        };
+        let id = under_tenant(inserted, tenant)?;
         audit(
             &mut tx,
             Some(tenant),
             "kb.create",
             &format!("kb_entry:{id}"),
             serde_json::json!({ "question": question }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Adds a department; returns its id.
+    async fn add_department(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        to: &str,
+        keywords: &[String],
+        position: i32,
+    ) -> anyhow::Result<Uuid> {
+        let mut tx = self.pool.begin().await.map_err(schema_hint)?;
+        let inserted: Result<Uuid, sqlx::Error> = sqlx::query_scalar(
+            "INSERT INTO departments (tenant_id, name, transfer_to, keywords, position)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(to)
+        .bind(keywords)
+        .bind(position)
+        .fetch_one(&mut *tx)
+        .await;
+        let id = under_tenant(inserted, tenant)?;
+        audit(
+            &mut tx,
+            Some(tenant),
+            "department.create",
+            &format!("department:{id}"),
+            serde_json::json!({ "name": name, "via": "cli" }),
         )
         .await?;
         tx.commit().await?;
@@ -482,6 +567,20 @@ impl AdminDb {
         audit(&mut tx, tenant, "user.create", &id.to_string(), details).await?;
         tx.commit().await?;
         Ok(id)
+    }
+}
+
+/// The id of a row inserted under `tenant`, or what went wrong: a foreign-key violation means
+/// there is no such tenant.
+fn under_tenant(inserted: Result<Uuid, sqlx::Error>, tenant: Uuid) -> anyhow::Result<Uuid> {
+    match inserted {
+        Ok(id) => Ok(id),
+        Err(sqlx::Error::Database(db))
+            if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+        {
+            bail!("no tenant with id {tenant}; list them with `voice-node tenant list`")
+        }
+        Err(e) => Err(schema_hint(e)),
     }
 }
 

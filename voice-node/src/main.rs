@@ -27,6 +27,9 @@ enum Command {
     /// Knowledge base: `kb add --tenant ID --question Q --answer A`.
     #[command(subcommand)]
     Kb(voice_node::admin::KbCommand),
+    /// Receptionist transfer targets: `department add --tenant ID --name N --to +1… [--keyword K]…`.
+    #[command(subcommand)]
+    Department(voice_node::admin::DepartmentCommand),
     /// Dashboard users: `user create --tenant ID --email E --role R` (password from stdin).
     #[command(subcommand)]
     User(voice_node::admin::UserCommand),
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
             Command::Tenant(cmd) => voice_node::admin::tenant(cmd).await,
             Command::Number(cmd) => voice_node::admin::number(cmd).await,
             Command::Kb(cmd) => voice_node::admin::kb(cmd).await,
+            Command::Department(cmd) => voice_node::admin::department(cmd).await,
             Command::User(cmd) => voice_node::admin::user(cmd).await,
             Command::Simulate(args) => voice_node::simulate::run(*args).await,
         }

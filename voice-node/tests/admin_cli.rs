@@ -553,3 +553,123 @@ async fn adds_knowledge_base_entries_and_names_an_unknown_tenant() {
         failure(&empty)
     );
 }
+
+#[tokio::test]
+async fn adds_departments_the_receptionist_transfers_to_and_refuses_bad_targets() {
+    let db = TestDb::new().await;
+    assert!(db.run(&["migrate"], None).status.success());
+    let tenant = created_id(&db.run(&["tenant", "create", "--name", "Acme Roofing"], None));
+    let tenant_arg = tenant.to_string();
+    let sales = created_id(&db.run(
+        &[
+            "department",
+            "add",
+            "--tenant",
+            &tenant_arg,
+            "--name",
+            " Sales ",
+            "--to",
+            "+1 (415) 555-0111",
+            "--keyword",
+            "quote",
+            "--keyword",
+            " pricing ",
+        ],
+        None,
+    ));
+    let desk = created_id(&db.run(
+        &[
+            "department",
+            "add",
+            "--tenant",
+            &tenant_arg,
+            "--name",
+            "Front desk",
+            "--to",
+            "sip:desk@acme.example",
+            "--position",
+            "1",
+        ],
+        None,
+    ));
+    let pool = db.pool().await;
+    /// id, tenant, name, transfer_to, keywords, position, enabled
+    type DepartmentRow = (Uuid, Uuid, String, String, Vec<String>, i32, bool);
+    let rows: Vec<DepartmentRow> = sqlx::query_as(
+        "SELECT id, tenant_id, name, transfer_to, keywords, position, enabled
+         FROM departments ORDER BY position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                sales,
+                tenant,
+                "Sales".to_owned(),
+                "+14155550111".to_owned(),
+                vec!["quote".to_owned(), "pricing".to_owned()],
+                0,
+                true
+            ),
+            (
+                desk,
+                tenant,
+                "Front desk".to_owned(),
+                "sip:desk@acme.example".to_owned(),
+                vec![],
+                1,
+                true
+            ),
+        ]
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'department.create' AND tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 2);
+
+    let department = |tenant: &str, name: &str, to: &str| {
+        db.run(
+            &[
+                "department",
+                "add",
+                "--tenant",
+                tenant,
+                "--name",
+                name,
+                "--to",
+                to,
+            ],
+            None,
+        )
+    };
+    let national = department(&tenant_arg, "Billing", "415 555 0112");
+    assert!(
+        failure(&national).contains("--to") && failure(&national).contains("E.164"),
+        "{}",
+        failure(&national)
+    );
+    let unnamed = department(&tenant_arg, "  ", "+14155550112");
+    assert!(
+        failure(&unnamed).contains("--name"),
+        "{}",
+        failure(&unnamed)
+    );
+    let unknown = department(&Uuid::new_v4().to_string(), "Billing", "+14155550112");
+    assert!(
+        failure(&unknown).contains("no tenant with id"),
+        "{}",
+        failure(&unknown)
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM departments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 2, "nothing written for the refused ones");
+}

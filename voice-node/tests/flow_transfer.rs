@@ -101,15 +101,36 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(ai_support::fixtures().join("stt").join(name)).unwrap()
 }
 
-async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
+async fn wait_for<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    try_for(Duration::from_secs(60), check)
+        .await
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Polls `check` until it finds something or `limit` passes.
+async fn try_for<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(found) = check().await {
-            return found;
+            return Some(found);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The call's transcript: (speaker, text) in order.
+async fn transcript_of(pool: &PgPool, call_sid: &str) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT speaker, text FROM transcript_turns t JOIN calls c ON c.id = t.call_id
+         WHERE c.call_sid = $1 ORDER BY t.seq",
+    )
+    .bind(call_sid)
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 async fn call_updates(twilio: &TwilioFake, call_sid: &str) -> Vec<BTreeMap<String, String>> {
@@ -403,14 +424,7 @@ async fn a_missed_transfer_comes_back_for_lead_capture_and_the_lead_is_announced
                 .unwrap()
         })
         .await;
-    let transcript: Vec<(String, String)> = sqlx::query_as(
-        "SELECT speaker, text FROM transcript_turns t JOIN calls c ON c.id = t.call_id
-         WHERE c.call_sid = $1 ORDER BY t.seq",
-    )
-    .bind(call_sid)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let transcript = transcript_of(&pool, call_sid).await;
     let name = name.unwrap_or_default();
     assert!(name.contains("Robert"), "{name} / {transcript:#?}");
     assert_eq!(callback.as_deref(), Some(CALLER));
@@ -435,13 +449,17 @@ async fn a_missed_transfer_comes_back_for_lead_capture_and_the_lead_is_announced
     // The caller says goodbye: the node hangs up over REST.
     call.say_audio(&speech("No, that's all. Goodbye.").await, 800)
         .await;
-    wait_for("the REST hang-up", async || {
+    let hung_up = try_for(Duration::from_secs(60), async || {
         call_updates(&twilio, call_sid)
             .await
             .into_iter()
             .find(|f| f.get("Status").map(String::as_str) == Some("completed"))
     })
     .await;
+    if hung_up.is_none() {
+        let transcript = transcript_of(&pool, call_sid).await;
+        panic!("no REST hang-up after the goodbye; transcript: {transcript:#?}");
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         twilio.sms_to(OWNER).await.len(),

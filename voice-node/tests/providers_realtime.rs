@@ -233,7 +233,7 @@ async fn a_call_runs_on_realtime_with_phone_audio_both_ways_and_transcripts_as_t
         _ => None,
     }));
     assert_eq!(
-        answer.text, "",
+        answer.text, None,
         "the transcript is recorded as a turn, not at the first frame"
     );
     assert!(
@@ -411,8 +411,11 @@ async fn a_session_that_drops_mid_call_hands_the_caller_to_the_cascaded_agent() 
         unreachable!()
     };
     assert!(
-        greeting.text.contains("How can I help"),
-        "the offline agent took the call: {}",
+        greeting
+            .text
+            .as_deref()
+            .is_some_and(|t| t.contains("How can I help")),
+        "the offline agent took the call: {:?}",
         greeting.text
     );
     assert_eq!(metrics.provider_failures.get(), 1);

@@ -207,7 +207,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     capture_with_stdin(superadmin, DEMO_PASSWORD)?;
     let psql = Psql::new(&db)?;
     for s in SCENARIOS {
-        seed(&node_bin, &db, &psql, s)?;
+        seed(&node_bin, &db, s)?;
     }
 
     // Twilio's REST API: the drills' stand-in, handing call updates to the call in progress.
@@ -333,9 +333,9 @@ fn step(what: &str) {
     println!("==> {what}");
 }
 
-/// Tenant, number, knowledge base for one scenario, through the admin CLI (as an operator would);
-/// departments with SQL, as the dashboard's settings page would write them (the CLI has none).
-fn seed(node_bin: &Path, db: &str, psql: &Psql, s: &Scenario) -> anyhow::Result<()> {
+/// Tenant, number, knowledge base and departments for one scenario, through the admin CLI (as
+/// an operator would).
+fn seed(node_bin: &Path, db: &str, s: &Scenario) -> anyhow::Result<()> {
     let bin = path_str(node_bin)?;
     let tenant = capture(
         cmd(
@@ -368,15 +368,23 @@ fn seed(node_bin: &Path, db: &str, psql: &Psql, s: &Scenario) -> anyhow::Result<
         )?;
     }
     for (position, (name, to, keywords)) in s.departments.iter().enumerate() {
-        let keywords: Vec<String> = keywords.iter().map(|k| sql_text(k)).collect();
-        psql.query(&format!(
-            "INSERT INTO departments (tenant_id, name, transfer_to, keywords, position) \
-             VALUES ({}, {}, {}, ARRAY[{}]::text[], {position})",
-            sql_text(&tenant),
-            sql_text(name),
-            sql_text(to),
-            keywords.join(", ")
-        ))?;
+        let position = position.to_string();
+        let mut department = vec![
+            "department",
+            "add",
+            "--tenant",
+            &tenant,
+            "--name",
+            name,
+            "--to",
+            to,
+            "--position",
+            &position,
+        ];
+        for keyword in *keywords {
+            department.extend(["--keyword", keyword]);
+        }
+        capture(cmd(bin, &department).env("DATABASE_URL", db))?;
     }
     println!(
         "  {} ({}): {} → tenant {tenant}",

@@ -137,11 +137,11 @@ pub struct Utterance {
     pub id: UtteranceId,
     /// 8 kHz mu-law audio.
     pub audio: SpeechAudio,
-    /// What is said, for the transcript (the session writes the agent turn once it knows
-    /// whether the caller heard all of it). Empty when the agent records the turn itself with
-    /// [`AgentAction::Turn`]: a speech-to-speech model's transcript arrives after its audio
-    /// starts, so the session writes no row for an utterance without text.
-    pub text: String,
+    /// What is said, for the transcript: the session writes the agent turn once the first
+    /// frame goes out, and marks it interrupted if the caller cut it short. `None` when the
+    /// agent records the turn itself with [`AgentAction::Turn`]: a speech-to-speech model's
+    /// transcript arrives after its audio starts.
+    pub text: Option<String>,
     /// Timings known so far; the session adds `first_audio_frame_ms`.
     pub timings: TurnTimings,
 }
@@ -340,18 +340,28 @@ impl AgentOutput {
         self.actions.send(action).is_ok()
     }
 
-    /// Queues `audio` with `text`, returning its id.
+    /// Queues `audio` with `text`, returning its id. The session writes its transcript turn.
     pub fn say(
         &self,
         audio: SpeechAudio,
         text: impl Into<String>,
         timings: TurnTimings,
     ) -> UtteranceId {
+        self.queue(audio, Some(text.into()), timings)
+    }
+
+    /// Queues `audio` whose words are not known yet, returning its id. The agent writes the
+    /// transcript turn itself ([`AgentAction::Turn`]) when the words arrive.
+    pub fn say_untranscribed(&self, audio: SpeechAudio, timings: TurnTimings) -> UtteranceId {
+        self.queue(audio, None, timings)
+    }
+
+    fn queue(&self, audio: SpeechAudio, text: Option<String>, timings: TurnTimings) -> UtteranceId {
         let id = self.next_utterance_id();
         self.send(AgentAction::Say(Utterance {
             id,
             audio,
-            text: text.into(),
+            text,
             timings,
         }));
         id

@@ -32,7 +32,7 @@ use ort::value::Tensor;
 use tokio::sync::oneshot;
 
 use super::onnx::{self, OnnxRuntimeError};
-use crate::agent::vad::{EnergyVad, Hangover, VadConfig, VadTransition, VoiceActivity, rms};
+use crate::agent::vad::{EnergyVad, Hangover, VadConfig, VadTransition, rms};
 
 /// The rate the node feeds (Twilio's mu-law).
 const SAMPLE_RATE: i64 = 8_000;
@@ -448,8 +448,9 @@ impl SileroVad {
 
     /// Feeds one 20 ms mu-law frame, running its windows on the call's batch thread: the
     /// call's task waits (asynchronously) instead of holding a runtime worker for the
-    /// inference. What the AI agent uses; [`VoiceActivity::push`] is the same detector for
-    /// synchronous code (tests, tools), which blocks its thread instead.
+    /// inference. There is deliberately no synchronous `push` (no [`VoiceActivity`] impl):
+    /// waiting for the batch thread synchronously would block a runtime worker, or panic
+    /// inside one. The unit tests add a blocking impl of their own.
     pub async fn push_batched(&mut self, frame: &[u8]) -> VadTransition {
         self.decode(frame);
         while self.window_to_infer() {
@@ -459,29 +460,6 @@ impl SileroVad {
             }
         }
         self.decide(frame)
-    }
-}
-
-impl VoiceActivity for SileroVad {
-    /// Blocks on the batch thread's answer: not for an async task (see
-    /// [`SileroVad::push_batched`]).
-    fn push(&mut self, frame: &[u8]) -> VadTransition {
-        self.decode(frame);
-        while self.window_to_infer() {
-            match self.send_window() {
-                Ok(answer) => self.took(answer.blocking_recv()),
-                Err(err) => self.fail(&err),
-            }
-        }
-        self.decide(frame)
-    }
-
-    fn is_speaking(&self) -> bool {
-        self.hangover.is_speaking()
-    }
-
-    fn voiced_run(&self) -> u32 {
-        self.hangover.voiced_run()
     }
 }
 

@@ -80,8 +80,8 @@ pub struct UtteranceStarted {
     pub id: UtteranceId,
     /// Its transcript turn's sequence number.
     pub seq: u32,
-    /// What it says.
-    pub text: String,
+    /// What it says; `None` when the agent writes the turn itself (see `Utterance::text`).
+    pub text: Option<String>,
     /// Its timings, with `first_audio_frame_ms` filled in.
     pub timings: TurnTimings,
 }
@@ -183,7 +183,7 @@ impl Source {
 #[derive(Debug)]
 struct Queued {
     id: UtteranceId,
-    text: String,
+    text: Option<String>,
     timings: TurnTimings,
     source: Source,
     /// Transcript sequence number, assigned at the first frame.
@@ -398,7 +398,7 @@ mod tests {
         Utterance {
             id: UtteranceId(id),
             audio: SpeechAudio::Clip(Arc::from(vec![0x55u8; frames * FRAME_BYTES])),
-            text: format!("utterance {id}"),
+            text: Some(format!("utterance {id}")),
             timings: TurnTimings::default(),
         }
     }
@@ -555,7 +555,7 @@ mod tests {
         player.enqueue(Utterance {
             id: UtteranceId(9),
             audio: SpeechAudio::Stream(rx),
-            text: "streamed".into(),
+            text: Some("streamed".into()),
             timings: TurnTimings::default(),
         });
         let mut seq = 0;

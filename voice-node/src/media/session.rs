@@ -610,16 +610,16 @@ impl Call {
             id: started.id,
             first_frame_ms,
         });
-        if started.text.is_empty() {
+        let Some(text) = started.text else {
             // The agent records this turn itself once it has the words (see `Utterance::text`).
             return;
-        }
+        };
         let at = self.wall_at(first_frame_ms);
         self.ctx.store.push(Write::Turn(TurnRow {
             call_sid: self.call_sid.clone(),
             seq: started.seq,
             speaker: Speaker::Agent,
-            text: started.text,
+            text,
             started_at: at,
             ended_at: None,
             interrupted: false,

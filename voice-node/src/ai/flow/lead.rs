@@ -4,6 +4,8 @@
 //!
 //! Pure text functions: the flow calls them, tests feed them transcripts.
 
+use super::{opens_with, words};
+
 /// How soon the caller needs an answer (the `leads.urgency` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Urgency {
@@ -173,45 +175,43 @@ pub fn parse_urgency(text: &str) -> Option<Urgency> {
 
 /// Whether an answer agrees ("yes", "that's right", "correct").
 pub fn is_yes(text: &str) -> bool {
-    let t = text.to_lowercase();
-    let t = t.trim().trim_matches(|c: char| !c.is_alphanumeric());
-    [
-        "yes",
-        "yeah",
-        "yep",
-        "yup",
-        "correct",
-        "that's right",
-        "that is right",
-        "that's correct",
-        "right",
-        "sure",
-        "ok",
-        "okay",
-        "sounds good",
-        "perfect",
-        "exactly",
-        "it is",
-    ]
-    .iter()
-    .any(|p| t == *p || t.starts_with(&format!("{p},")) || t.starts_with(&format!("{p} ")))
+    opens_with(
+        &words(text),
+        &[
+            "yes",
+            "yeah",
+            "yep",
+            "yup",
+            "correct",
+            "that's right",
+            "that is right",
+            "that's correct",
+            "right",
+            "sure",
+            "ok",
+            "okay",
+            "sounds good",
+            "perfect",
+            "exactly",
+            "it is",
+        ],
+    )
 }
 
 /// Whether an answer disagrees ("no", "that's wrong", "not quite").
 pub fn is_no(text: &str) -> bool {
-    let t = text.to_lowercase();
-    let t = t.trim().trim_matches(|c: char| !c.is_alphanumeric());
-    [
-        "no",
-        "nope",
-        "not quite",
-        "that's wrong",
-        "wrong",
-        "incorrect",
-        "actually",
-    ]
-    .iter()
-    .any(|p| t == *p || t.starts_with(&format!("{p},")) || t.starts_with(&format!("{p} ")))
+    opens_with(
+        &words(text),
+        &[
+            "no",
+            "nope",
+            "not quite",
+            "that's wrong",
+            "wrong",
+            "incorrect",
+            "actually",
+        ],
+    )
 }
 
 /// Reads a number back digit by digit in groups ("5 5 5, 0 1 9 9"), so TTS does not say

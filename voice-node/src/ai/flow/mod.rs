@@ -101,14 +101,12 @@ pub fn clauses(text: &str) -> Vec<String> {
     out
 }
 
-/// Whether the caller is wrapping up ("no, that's all, thanks").
+/// Whether the caller is wrapping up ("no, that's all, thanks", "okay, bye").
 pub fn is_farewell(text: &str) -> bool {
     if text.contains('?') {
         return false;
     }
-    let t = text.to_lowercase();
-    let t = t.trim_matches(|c: char| !c.is_alphanumeric());
-    [
+    const OPENINGS: &[&str] = &[
         "no",
         "nope",
         "no thanks",
@@ -121,9 +119,33 @@ pub fn is_farewell(text: &str) -> bool {
         "nothing else",
         "i'm good",
         "all good",
-    ]
-    .iter()
-    .any(|p| t == *p || t.starts_with(&format!("{p},")) || t.starts_with(&format!("{p} ")))
+    ];
+    let words = words(text);
+    opens_with(&words, OPENINGS)
+        || words
+            .last()
+            .is_some_and(|w| matches!(w.as_str(), "bye" | "goodbye"))
+}
+
+/// The words of a transcript, lower-cased, punctuation dropped, apostrophes kept ("That's" →
+/// "that's"). Speech-to-text punctuates the same words differently from run to run ("No, that's
+/// all" or "No. That's all."), so matching is on words, never on the raw text.
+pub fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .replace('\u{2019}', "'")
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .map(|w| w.trim_matches('\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `words` begin with one of `phrases` (each a space-separated run of whole words).
+pub fn opens_with(words: &[String], phrases: &[&str]) -> bool {
+    phrases.iter().any(|phrase| {
+        let expected: Vec<&str> = phrase.split(' ').collect();
+        words.len() >= expected.len() && words.iter().zip(&expected).all(|(w, e)| w == e)
+    })
 }
 
 #[cfg(test)]
@@ -158,5 +180,35 @@ mod tests {
         assert!(is_farewell("bye"));
         assert!(!is_farewell("No idea, when do you open?"));
         assert!(!is_farewell("Nobody told me the price"));
+    }
+
+    #[test]
+    fn farewells_are_recognised_however_they_are_punctuated() {
+        // Whisper writes the same words with a comma one run and a full stop the next.
+        for text in [
+            "No, that's all. Goodbye.",
+            "No. That's all. Goodbye.",
+            "No that's all goodbye",
+            "NO! THAT\u{2019}S ALL.",
+            "That's it, thanks.",
+            "Okay, thanks, bye.",
+            "Alright then. Goodbye.",
+        ] {
+            assert!(is_farewell(text), "{text}");
+        }
+        for text in ["Nothing", "Nobody answered", "Is that all, bye?"] {
+            assert!(!is_farewell(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn words_drop_punctuation_and_keep_apostrophes() {
+        assert_eq!(
+            words("No. That's all, 'thanks'!"),
+            ["no", "that's", "all", "thanks"]
+        );
+        assert!(opens_with(&words("That is all."), &["that is all"]));
+        assert!(!opens_with(&words("That is"), &["that is all"]));
+        assert!(!opens_with(&words("Nobody"), &["no"]));
     }
 }

@@ -7,7 +7,31 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::*;
+use crate::agent::vad::VoiceActivity;
 use crate::ai::models::{ModelPaths, SileroPaths};
+
+/// Synchronous tests drive Silero like the energy VAD, blocking on the batch thread's answer.
+/// Only here: in the node a blocking push would hold (or, inside the runtime, panic) a worker.
+impl VoiceActivity for SileroVad {
+    fn push(&mut self, frame: &[u8]) -> VadTransition {
+        self.decode(frame);
+        while self.window_to_infer() {
+            match self.send_window() {
+                Ok(answer) => self.took(answer.blocking_recv()),
+                Err(err) => self.fail(&err),
+            }
+        }
+        self.decide(frame)
+    }
+
+    fn is_speaking(&self) -> bool {
+        self.hangover.is_speaking()
+    }
+
+    fn voiced_run(&self) -> u32 {
+        self.hangover.voiced_run()
+    }
+}
 
 /// The models directory as the `ai_*` integration tests find it: `CALLGATE_MODELS_DIR` (set by
 /// `cargo xtask test`), else the user cache `cargo xtask models` fills.

@@ -633,7 +633,7 @@ impl Conversation {
             };
             let (tx, rx) = mpsc::channel(MAX_QUEUED_CHUNKS);
             // No text: the transcript arrives later and is recorded as the turn then.
-            let utterance = self.out.say(SpeechAudio::Stream(rx), "", timings);
+            let utterance = self.out.say_untranscribed(SpeechAudio::Stream(rx), timings);
             self.by_utterance.insert(utterance, item_id.clone());
             self.items.insert(
                 item_id.clone(),

@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// Seconds each call stays up (default 30; --quick 10).
     #[arg(long)]
     duration: Option<u64>,
+    /// Calls started per second while a run ramps up (default 500: the simulator's own ramp,
+    /// a burst far steeper than a real node sees).
+    #[arg(long, value_name = "CALLS_PER_S")]
+    ramp_rate: Option<f64>,
     /// Do not pin the node and the load generator to separate cores.
     #[arg(long)]
     no_pin: bool,
@@ -74,6 +78,9 @@ pub struct BenchArgs {
     #[arg(long)]
     no_build: bool,
 }
+
+/// Calls started per second by default: `voice-node simulate`'s own ramp (N / 500 s, at least 1 s).
+const DEFAULT_RAMP_RATE: f64 = 500.0;
 
 /// Where the two sides of the machine go when pinning.
 const SERVER_CPU: &str = "1";
@@ -97,6 +104,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         vec![250, 500, 1000, 1500, 2000, 2500, 3000]
     };
+    let ramp_rate = args.ramp_rate.unwrap_or(DEFAULT_RAMP_RATE);
+    if !(ramp_rate.is_finite() && ramp_rate > 0.0) {
+        bail!("--ramp-rate must be a positive number of calls per second, e.g. 100");
+    }
     if sizes.windows(2).any(|w| w[0] >= w[1]) || sizes.contains(&0) {
         bail!("--sizes must be positive and increasing, e.g. 250,500,1000");
     }
@@ -211,6 +222,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         auth_token: auth_token.clone(),
         hold_s,
         greeting_frames,
+        ramp_rate,
     };
     let node_target = Target {
         name: "voice node",
@@ -274,6 +286,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         pinned: pin,
         niced: is_root(),
         hold_s,
+        ramp_rate,
         greeting_frames,
         latency_sizes: latency_sizes.to_vec(),
         node_runs,

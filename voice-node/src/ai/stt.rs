@@ -172,8 +172,11 @@ fn token_budget(samples: usize) -> usize {
     (12 + (samples * 8).div_ceil(audio_rate())).min(MAX_TOKENS)
 }
 
-/// Collapses a phrase of up to 8 words repeated three or more times in a row into one: the
-/// rest of a greedy decoding loop that the token budget did not stop.
+/// Collapses a phrase of up to 8 words repeated in a row into one: the rest of a greedy decoding
+/// loop that the token budget did not stop. A short phrase must come three times ("bye bye" and
+/// "no, no" are speech); a phrase of four words or more twice is already a loop (the budget
+/// often stops one after its second time: "Yes that's the best number. Yes that's the best
+/// number."), since people do not say a whole sentence twice in one breath.
 fn collapse_repeats(text: &str) -> String {
     let mut words: Vec<&str> = text.split_whitespace().collect();
     // Words compare without case or punctuation ("urgent." and "Urgent").
@@ -188,14 +191,14 @@ fn collapse_repeats(text: &str) -> String {
     };
     let mut i = 0;
     while i < words.len() {
-        // The shortest phrase starting at `i` said 3+ times in a row, with its count.
-        let looped = (1..=8.min((words.len() - i) / 3)).find_map(|n| {
+        // The shortest phrase starting at `i` that loops, with its count.
+        let looped = (1..=8.min((words.len() - i) / 2)).find_map(|n| {
             let repeats_at = |at: usize| (0..n).all(|k| same_word(words[i + k], words[at + k]));
             let mut reps = 1;
             while i + (reps + 1) * n <= words.len() && repeats_at(i + reps * n) {
                 reps += 1;
             }
-            (reps >= 3).then_some((n, reps))
+            (reps >= 3 || (reps == 2 && n >= LONG_PHRASE)).then_some((n, reps))
         });
         match looped {
             Some((n, reps)) => {
@@ -206,6 +209,9 @@ fn collapse_repeats(text: &str) -> String {
     }
     words.join(" ")
 }
+
+/// Words from which a phrase said twice in a row counts as a decoding loop.
+const LONG_PHRASE: usize = 4;
 
 fn audio_rate() -> usize {
     w::SAMPLE_RATE
@@ -223,6 +229,11 @@ mod repeat_tests {
             "Yes it's quite urgent. Yes it's quite good."
         );
         assert_eq!(collapse_repeats("no no no no"), "no");
+        // Cut by the token budget after its second time (the demo printed this).
+        assert_eq!(
+            collapse_repeats("Yes that's the best number. Yes that's the best number."),
+            "Yes that's the best number."
+        );
     }
 
     #[test]
@@ -230,6 +241,12 @@ mod repeat_tests {
         // Twice is speech ("very very", "bye bye"), not a loop.
         assert_eq!(collapse_repeats("bye bye, thank you"), "bye bye, thank you");
         assert_eq!(collapse_repeats("it is what it is"), "it is what it is");
+        assert_eq!(collapse_repeats("no, no, it's fine"), "no, no, it's fine");
+        assert_eq!(
+            collapse_repeats("my name is my name is Ann"),
+            "my name is my name is Ann",
+            "a short phrase twice is how people restart"
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Generator {
     pub hold_s: u64,
     /// The greeting's length in whole 20 ms frames: each call should hear at least this many.
     pub greeting_frames: u64,
+    /// Calls started per second (the ramp lasts `calls / ramp_rate` s, at least 1 s).
+    pub ramp_rate: f64,
 }
 
 /// What one run measured.
@@ -196,6 +198,12 @@ impl LoadRun {
 }
 
 /// Runs `calls` concurrent calls against `target`.
+/// The simulator's `--ramp` for `calls` started at `rate` a second: at least a second, as its
+/// default, so a small run is not one burst.
+fn ramp_seconds(calls: usize, rate: f64) -> String {
+    format!("{:.3}", (calls as f64 / rate).max(1.0))
+}
+
 pub fn run(generator: &Generator, target: &Target, calls: usize) -> anyhow::Result<LoadRun> {
     let before = match &target.metrics_addr {
         Some(addr) => Some(Scrape::fetch(addr)?),
@@ -219,6 +227,7 @@ pub fn run(generator: &Generator, target: &Target, calls: usize) -> anyhow::Resu
         .args(["--from", "+14155550123", "--to", super::NUMBER])
         .args(["--load", &calls.to_string()])
         .args(["--duration", &generator.hold_s.to_string()])
+        .args(["--ramp", &ramp_seconds(calls, generator.ramp_rate)])
         .args(["--node-pid", &target.pid.to_string()])
         .env("TWILIO_AUTH_TOKEN", &generator.auth_token)
         .env("RUST_LOG", "warn")

@@ -38,6 +38,8 @@ pub struct Results {
     pub niced: bool,
     /// Seconds each call stayed up.
     pub hold_s: u64,
+    /// Calls started per second while a run ramped up.
+    pub ramp_rate: f64,
     /// The greeting's length in frames (each call must hear all of them).
     pub greeting_frames: u64,
     /// Call counts at which frame → agent latency is reported.
@@ -131,7 +133,8 @@ impl Results {
              work on the machine"
         };
         format!(
-            "{pinning}. {priority}. Each call: a signed voice webhook to the edge, TwiML followed, a signed \
+            "{pinning}. {priority}. Calls start at {} a second (the ramp of a run of N calls \
+             lasts N / {} s, at least 1 s). Each call: a signed voice webhook to the edge, TwiML followed, a signed \
              Media Stream to the node (stream token checked), caller line noise streamed in \
              real time (50 frames/s) for {} s, the agent's greeting ({} frames, {:.1} s) played \
              back paced and its mark echoed. Agent: `GreetingRecorder` (no models; \
@@ -140,6 +143,8 @@ impl Results {
              limit). Load generator: `voice-node simulate --load N` (release). Baseline: the \
              same generator straight to the relay's WebSocket (`--stream-url`; no webhook, no \
              token).",
+            self.ramp_rate,
+            self.ramp_rate,
             self.hold_s,
             self.greeting_frames,
             self.greeting_frames as f64 * 0.02
@@ -371,6 +376,7 @@ impl Results {
             "nice_minus_15": self.niced,
             "configuration": self.configuration(),
             "hold_s": self.hold_s,
+            "ramp_calls_per_s": self.ramp_rate,
             "greeting_frames": self.greeting_frames,
             "elapsed_s": self.elapsed_s,
             "node": {

@@ -24,6 +24,7 @@ mod load_run;
 mod machine;
 mod results;
 mod scrape;
+pub mod stall_probe;
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -223,6 +224,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         hold_s,
         greeting_frames,
         ramp_rate,
+        probe_cpus: pin.then(|| SERVER_CPU.to_owned()),
     };
     let node_target = Target {
         name: "voice node",

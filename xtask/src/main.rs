@@ -66,6 +66,9 @@ enum Command {
     /// Failure drills against real processes (SIGTERM, SIGKILL, Postgres outage, flood, bad
     /// input, soak); prints a pass/fail table and writes it to bench/drills/<date>.md.
     Drill(drill::DrillArgs),
+    /// The benchmark's stall probe (internal: started by `bench` beside the server).
+    #[command(name = "__stall-probe", hide = true)]
+    StallProbe,
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Models(args) => models::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Drill(args) => drill::run(&args),
+        Command::StallProbe => return bench::stall_probe::main(),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::machine::CpuTimes;
 use super::scrape::{HistogramDelta, Scrape};
+use super::stall_probe::{Probe, Stalls};
 
 /// The server under load.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct Generator {
     pub greeting_frames: u64,
     /// Calls started per second (the ramp lasts `calls / ramp_rate` s, at least 1 s).
     pub ramp_rate: f64,
+    /// The server's core, where the stall probe runs (`None`: unpinned, anywhere).
+    pub probe_cpus: Option<String>,
 }
 
 /// What one run measured.
@@ -59,6 +62,8 @@ pub struct LoadRun {
     pub node_dropped: Option<f64>,
     /// Inbound frame → agent event latency over the run (node only).
     pub agent_event: Option<HistogramDelta>,
+    /// Stalls on the server's core during the run, from the probe (see `stall_probe`).
+    pub stalls: Option<Stalls>,
     /// Wall time of the run.
     pub wall_s: f64,
 }
@@ -191,6 +196,7 @@ impl LoadRun {
                 "count": h.count, "p50": round4(h.p50), "p99": round4(h.p99), "mean": round4(h.mean),
                 "method": "histogram bucket deltas from /metrics, linear interpolation",
             })),
+            "server_core_stalls": self.stalls.as_ref().map(Stalls::to_json),
             "wall_s": round2(self.wall_s),
             "simulate_report": self.report,
         })
@@ -209,6 +215,7 @@ pub fn run(generator: &Generator, target: &Target, calls: usize) -> anyhow::Resu
         Some(addr) => Some(Scrape::fetch(addr)?),
         None => None,
     };
+    let probe = Probe::start(generator.probe_cpus.as_deref(), generator.nice.as_deref())?;
     let cpu_before = CpuTimes::now();
     let started = Instant::now();
     let mut argv: Vec<&str> = Vec::new();
@@ -232,7 +239,9 @@ pub fn run(generator: &Generator, target: &Target, calls: usize) -> anyhow::Resu
         .env("TWILIO_AUTH_TOKEN", &generator.auth_token)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
-    let out = command.output().context("running voice-node simulate")?;
+    let out = command.output().context("running voice-node simulate");
+    let stalls = probe.finish();
+    let out = out?;
     let wall_s = started.elapsed().as_secs_f64();
     let cpu_after = CpuTimes::now();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -267,6 +276,7 @@ pub fn run(generator: &Generator, target: &Target, calls: usize) -> anyhow::Resu
         node_late,
         node_dropped,
         agent_event,
+        stalls,
         wall_s,
     })
 }
@@ -389,6 +399,7 @@ mod tests {
             machine_cores_stolen: 0.0,
             node_late: Some(node_late),
             node_dropped: Some(node_dropped),
+            stalls: None,
             agent_event: None,
             wall_s: 15.0,
         }

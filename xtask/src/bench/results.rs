@@ -170,7 +170,12 @@ impl Results {
              minus steal, the server's and the generator's, averaged over the run (the edge and \
              Postgres are in it, a few hundredths of a core); more than that means other work \
              (builds, tests) ran at the same time. \"stolen\" is the VM's steal time: cores the \
-             hypervisor gave to other guests, which no priority inside the VM gets back.\n"
+             hypervisor gave to other guests, which no priority inside the VM gets back. \
+             \"stalls\" come from a probe on the server's core at the server's priority that \
+             only sleeps 2 ms at a time: each is a wake-up 20 ms or more late, a moment when \
+             nothing on that core could run, so a frame due then was late whatever the server \
+             did. Runs are judged on late frames alone; the stalls say which late frames the \
+             machine explains.\n"
         );
 
         let _ = writeln!(o, "## Summary\n");
@@ -412,12 +417,12 @@ impl Results {
 fn run_table(o: &mut String, runs: &[LoadRun], node: bool) {
     let _ = writeln!(
         o,
-        "| calls | result | late at caller | {}missing greeting frames | callback errors | RSS / call | CPU / call | server cores | generator cores | other load | stolen |",
+        "| calls | result | late at caller | {}missing greeting frames | callback errors | RSS / call | CPU / call | server cores | generator cores | other load | stolen | stalls ≥ 20 ms on the server's core |",
         if node { "node late / dropped | " } else { "" }
     );
     let _ = writeln!(
         o,
-        "|---:|---|---:|{}---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|{}---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         if node { "---:|" } else { "" }
     );
     for r in runs {
@@ -443,7 +448,7 @@ fn run_table(o: &mut String, runs: &[LoadRun], node: bool) {
         .max(0.0);
         let _ = writeln!(
             o,
-            "| {} | {}{} | {} | {node_cols}{} | {} | {:.1} KiB | {:.3}% | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {}{} | {} | {node_cols}{} | {} | {:.1} KiB | {:.3}% | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
             r.calls,
             result,
             if r.generator_bound() {
@@ -459,7 +464,10 @@ fn run_table(o: &mut String, runs: &[LoadRun], node: bool) {
             r.server_cores(),
             r.generator_cores(),
             other,
-            r.machine_cores_stolen
+            r.machine_cores_stolen,
+            r.stalls
+                .as_ref()
+                .map_or_else(|| "not measured".to_owned(), |s| s.describe())
         );
     }
 }

@@ -13,6 +13,7 @@
 //! it never sees JSON or frames, so tests drive it over channels.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -252,6 +253,21 @@ impl Ending {
     }
 }
 
+/// Points `timer` at `deadline` when that changed since it was last armed (`armed`). A timer
+/// whose deadline is `None` keeps its old one: its `select!` branch is disabled meanwhile.
+fn rearm(
+    timer: Pin<&mut tokio::time::Sleep>,
+    armed: &mut Option<Instant>,
+    deadline: Option<Instant>,
+) {
+    if let Some(at) = deadline
+        && *armed != deadline
+    {
+        timer.reset(at);
+        *armed = deadline;
+    }
+}
+
 /// Sends a close frame; returns it when it went out.
 async fn send_close<S: MediaSink>(
     sink: &mut S,
@@ -451,9 +467,18 @@ impl Call {
         let mut wake: Option<Instant> = None;
         // Set when the agent hangs up: the latest the call may go on.
         let mut hangup_deadline: Option<Instant> = None;
-        let far = || Instant::now() + Duration::from_secs(86_400);
         // Set once a transfer is under way: Twilio's `stop` is due by then.
         let mut transfer_deadline: Option<Instant> = None;
+        // The timers and the drain watch live across iterations, re-armed only when their
+        // deadline changes: built afresh in every `select!`, each inbound frame (50 a second
+        // per call) would register and drop three timer entries and a watch waiter.
+        let far = Instant::now() + Duration::from_secs(86_400);
+        let drain = drain::closing(drain_rx);
+        let pacing = tokio::time::sleep_until(far);
+        let hangup_timer = tokio::time::sleep_until(far);
+        let transfer_timer = tokio::time::sleep_until(far);
+        tokio::pin!(drain, pacing, hangup_timer, transfer_timer);
+        let (mut armed_wake, mut armed_hangup, mut armed_transfer) = (None, None, None);
         loop {
             if let Some(deadline) = hangup_deadline {
                 if self.player.is_quiet() {
@@ -468,16 +493,23 @@ impl Call {
                     hangup_deadline = Some(deadline.min(Instant::now() + GOODBYE_MARK_WAIT));
                 }
             }
+            rearm(pacing.as_mut(), &mut armed_wake, wake);
+            rearm(hangup_timer.as_mut(), &mut armed_hangup, hangup_deadline);
+            rearm(
+                transfer_timer.as_mut(),
+                &mut armed_transfer,
+                transfer_deadline,
+            );
             tokio::select! {
                 biased;
-                _ = drain::closing(drain_rx) => return Ending::of(EndReason::NodeShutdown),
-                _ = tokio::time::sleep_until(hangup_deadline.unwrap_or_else(far)), if hangup_deadline.is_some() => {
+                () = &mut drain => return Ending::of(EndReason::NodeShutdown),
+                () = &mut hangup_timer, if hangup_deadline.is_some() => {
                     if let Some(ending) = self.after_goodbye(&mut transfer_deadline).await {
                         return ending;
                     }
                     hangup_deadline = None;
                 }
-                _ = tokio::time::sleep_until(transfer_deadline.unwrap_or_else(far)), if transfer_deadline.is_some() => {
+                () = &mut transfer_timer, if transfer_deadline.is_some() => {
                     // Twilio took the call but never stopped the stream: close it ourselves.
                     return Ending {
                         reason: EndReason::AgentHangup,
@@ -548,7 +580,7 @@ impl Call {
                         };
                     }
                 },
-                _ = tokio::time::sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
+                () = &mut pacing, if wake.is_some() => {
                     match self.pump(sink).await {
                         Ok(next) => wake = next,
                         Err(err) => return sink_failed(&self.call_sid, &err),

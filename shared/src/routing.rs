@@ -199,6 +199,18 @@ pub fn normalize_e164(number: &str) -> Option<String> {
     E164::parse(number).map(|n| n.as_str().to_owned())
 }
 
+/// Whether a transfer target is a SIP URI (`sip:` or `sips:`), dialed with `<Sip>`, rather
+/// than a phone number, dialed with `<Number>`. The one rule for departments and owners alike.
+///
+/// ```
+/// use shared::routing::is_sip_uri;
+/// assert!(is_sip_uri("sips:desk@pbx.example"));
+/// assert!(!is_sip_uri("+14155550100"));
+/// ```
+pub fn is_sip_uri(target: &str) -> bool {
+    target.starts_with("sip:") || target.starts_with("sips:")
+}
+
 /// A normalized number held inline, so lookups compare numbers without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct E164 {

@@ -221,11 +221,11 @@ pub async fn department(cmd: DepartmentCommand) -> anyhow::Result<ExitCode> {
         keywords,
         position,
     } = cmd;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if !crate::api::settings::departments::valid_name(&name) {
         bail!("--name must be 1 to 100 characters");
     }
-    let to = if to.starts_with("sip:") || to.starts_with("sips:") {
+    let name = name.trim();
+    let to = if shared::routing::is_sip_uri(&to) {
         to
     } else {
         parse_e164("--to", &to).context("--to takes an E.164 number or a sip:/sips: URI")?

@@ -253,18 +253,13 @@ impl Ending {
     }
 }
 
-/// Points `timer` at `deadline` when that changed since it was last armed (`armed`). A timer
-/// whose deadline is `None` keeps its old one: its `select!` branch is disabled meanwhile.
-fn rearm(
-    timer: Pin<&mut tokio::time::Sleep>,
-    armed: &mut Option<Instant>,
-    deadline: Option<Instant>,
-) {
+/// Points `timer` at `deadline` when it is not already there. A timer whose deadline is `None`
+/// keeps its old one: its `select!` branch is disabled meanwhile.
+fn rearm(timer: Pin<&mut tokio::time::Sleep>, deadline: Option<Instant>) {
     if let Some(at) = deadline
-        && *armed != deadline
+        && timer.deadline() != at
     {
         timer.reset(at);
-        *armed = deadline;
     }
 }
 
@@ -478,7 +473,6 @@ impl Call {
         let hangup_timer = tokio::time::sleep_until(far);
         let transfer_timer = tokio::time::sleep_until(far);
         tokio::pin!(drain, pacing, hangup_timer, transfer_timer);
-        let (mut armed_wake, mut armed_hangup, mut armed_transfer) = (None, None, None);
         loop {
             if let Some(deadline) = hangup_deadline {
                 if self.player.is_quiet() {
@@ -493,13 +487,9 @@ impl Call {
                     hangup_deadline = Some(deadline.min(Instant::now() + GOODBYE_MARK_WAIT));
                 }
             }
-            rearm(pacing.as_mut(), &mut armed_wake, wake);
-            rearm(hangup_timer.as_mut(), &mut armed_hangup, hangup_deadline);
-            rearm(
-                transfer_timer.as_mut(),
-                &mut armed_transfer,
-                transfer_deadline,
-            );
+            rearm(pacing.as_mut(), wake);
+            rearm(hangup_timer.as_mut(), hangup_deadline);
+            rearm(transfer_timer.as_mut(), transfer_deadline);
             tokio::select! {
                 biased;
                 () = &mut drain => return Ending::of(EndReason::NodeShutdown),
@@ -835,7 +825,7 @@ pub fn transfer_twiml(request: &TransferRequest, webhook_base_url: Option<&str>)
             ))
             .method(Method::Post);
     }
-    let dial = if request.to.starts_with("sip:") || request.to.starts_with("sips:") {
+    let dial = if shared::routing::is_sip_uri(&request.to) {
         dial.sip(Sip::new(&request.to))
     } else {
         dial.number(Number::new(&request.to))

@@ -228,15 +228,15 @@ impl<W: AsyncWrite + Unpin + Send> MediaSink for WsSink<W> {
     async fn send(&mut self, message: Outgoing<'_>) -> Result<(), SinkError> {
         use shared::media_stream::OutboundMessage;
         match message {
-            // Buffered until `flush`: the session sends a batch of frames, then flushes.
+            // Buffered until `flush`: the session sends a batch (frames, and the mark that ends
+            // an utterance), then flushes.
             Outgoing::Media(audio) => {
                 self.media.write(audio, &mut self.text);
                 self.write_text().await
             }
             Outgoing::Mark(name) => {
                 self.text = OutboundMessage::mark(&self.stream_sid, name).to_json();
-                self.write_text().await?;
-                self.flush_socket().await
+                self.write_text().await
             }
             Outgoing::Clear => {
                 self.text = OutboundMessage::clear(&self.stream_sid).to_json();

@@ -142,8 +142,8 @@ pub trait MediaSink: Send {
     /// Tells the sink which stream outbound messages address (called once, after `start`).
     fn bind_stream(&mut self, stream_sid: &str);
 
-    /// Sends one message. `media` may wait in a buffer until [`MediaSink::flush`] (a batch of
-    /// frames is one socket write); the other messages go out at once.
+    /// Sends one message. `media` and `mark` may wait in a buffer until [`MediaSink::flush`] (a
+    /// batch of frames and its mark is one socket write); `clear` and `close` go out at once.
     fn send(&mut self, message: Outgoing<'_>)
     -> impl Future<Output = Result<(), SinkError>> + Send;
 

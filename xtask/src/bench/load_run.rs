@@ -203,19 +203,19 @@ impl LoadRun {
     }
 }
 
-/// Runs `calls` concurrent calls against `target`.
 /// The simulator's `--ramp` for `calls` started at `rate` a second: at least a second, as its
 /// default, so a small run is not one burst.
 fn ramp_seconds(calls: usize, rate: f64) -> String {
     format!("{:.3}", (calls as f64 / rate).max(1.0))
 }
 
+/// Runs `calls` concurrent calls against `target`.
 pub fn run(generator: &Generator, target: &Target, calls: usize) -> anyhow::Result<LoadRun> {
     let before = match &target.metrics_addr {
         Some(addr) => Some(Scrape::fetch(addr)?),
         None => None,
     };
-    let probe = Probe::start(generator.probe_cpus.as_deref(), generator.nice.as_deref())?;
+    let probe = Probe::start(generator.probe_cpus.as_deref())?;
     let cpu_before = CpuTimes::now();
     let started = Instant::now();
     let mut argv: Vec<&str> = Vec::new();

@@ -133,8 +133,8 @@ impl Results {
              work on the machine"
         };
         format!(
-            "{pinning}. {priority}. Calls start at {} a second (the ramp of a run of N calls \
-             lasts N / {} s, at least 1 s). Each call: a signed voice webhook to the edge, TwiML followed, a signed \
+            "{pinning}. {priority}. Calls start at {rate} a second (the ramp of a run of N calls \
+             lasts N / {rate} s, at least 1 s). Each call: a signed voice webhook to the edge, TwiML followed, a signed \
              Media Stream to the node (stream token checked), caller line noise streamed in \
              real time (50 frames/s) for {} s, the agent's greeting ({} frames, {:.1} s) played \
              back paced and its mark echoed. Agent: `GreetingRecorder` (no models; \
@@ -143,11 +143,10 @@ impl Results {
              limit). Load generator: `voice-node simulate --load N` (release). Baseline: the \
              same generator straight to the relay's WebSocket (`--stream-url`; no webhook, no \
              token).",
-            self.ramp_rate,
-            self.ramp_rate,
             self.hold_s,
             self.greeting_frames,
-            self.greeting_frames as f64 * 0.02
+            self.greeting_frames as f64 * 0.02,
+            rate = self.ramp_rate,
         )
     }
 

@@ -13,7 +13,7 @@
 //! `nice` like the server; it runs until its stdin closes, then prints one JSON line.
 
 use std::io::{Read as _, Write as _};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -117,20 +117,11 @@ fn round1(x: f64) -> f64 {
 pub struct Probe(Child);
 
 impl Probe {
-    /// Starts the probe on `cpus` (a `taskset` list) at `nice`, like the server it watches.
-    pub fn start(cpus: Option<&str>, nice: Option<&str>) -> anyhow::Result<Self> {
+    /// Starts the probe on `cpus` (a `taskset` list) at the benchmark's priority, like the
+    /// server it watches.
+    pub fn start(cpus: Option<&str>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the xtask binary for the probe")?;
-        let mut argv: Vec<String> = Vec::new();
-        if let Some(nice) = nice {
-            argv.extend(["nice", "-n", nice].map(String::from));
-        }
-        if let Some(cpus) = cpus {
-            argv.extend(["taskset", "-c", cpus].map(String::from));
-        }
-        argv.push(exe.to_string_lossy().into_owned());
-        argv.push("__stall-probe".into());
-        let child = Command::new(&argv[0])
-            .args(&argv[1..])
+        let child = super::pinned(cpus, &exe.to_string_lossy(), &["__stall-probe"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -143,8 +143,10 @@ pub fn words(text: &str) -> Vec<String> {
 /// Whether `words` begin with one of `phrases` (each a space-separated run of whole words).
 pub fn opens_with(words: &[String], phrases: &[&str]) -> bool {
     phrases.iter().any(|phrase| {
-        let expected: Vec<&str> = phrase.split(' ').collect();
-        words.len() >= expected.len() && words.iter().zip(&expected).all(|(w, e)| w == e)
+        let mut said = words.iter();
+        phrase
+            .split(' ')
+            .all(|e| said.next().is_some_and(|w| w == e))
     })
 }
 

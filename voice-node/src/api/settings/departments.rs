@@ -47,12 +47,12 @@ pub struct DepartmentInput {
 impl DepartmentInput {
     fn check(&self) -> ApiResult<()> {
         if let Some(name) = &self.name
-            && (name.trim().is_empty() || name.chars().count() > 100)
+            && !valid_name(name)
         {
             return Err(ApiError::invalid("name", "must be 1–100 characters"));
         }
         if let Some(to) = &self.transfer_to
-            && !(to.starts_with("sip:") || to.starts_with("sips:"))
+            && !shared::routing::is_sip_uri(to)
         {
             check_e164("transfer_to", to).map_err(|_| {
                 ApiError::invalid("transfer_to", "must be E.164 or a sip:/sips: URI")
@@ -60,6 +60,13 @@ impl DepartmentInput {
         }
         Ok(())
     }
+}
+
+/// A department name as stored: 1 to 100 characters once trimmed (the dashboard and
+/// `voice-node department add` both check it).
+pub fn valid_name(name: &str) -> bool {
+    let name = name.trim();
+    !name.is_empty() && name.chars().count() <= 100
 }
 
 /// `GET /api/departments`.
